@@ -1,0 +1,1 @@
+"""runengine.plans"""

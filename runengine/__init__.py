@@ -1,0 +1,45 @@
+"""runengine: a fast, interruption-correct run engine for bluesky plans.
+
+``from runengine import RunEngine`` is a drop-in for ``from bluesky import RunEngine``.
+"""
+
+from bluesky.run_engine import RunEngineResult, WaitForTimeoutError
+from bluesky.utils import (
+    FailedPause,
+    FailedStatus,
+    IllegalMessageSequence,
+    InvalidCommand,
+    Msg,
+    NoReplayAllowed,
+    PlanHalt,
+    RequestAbort,
+    RequestStop,
+    RunEngineInterrupted,
+)
+
+from .engine import PANIC_MSG, RunEngine, default_scan_id_source
+from .states import STATES, TRANSITIONS, EngineState, TransitionError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PANIC_MSG",
+    "STATES",
+    "TRANSITIONS",
+    "EngineState",
+    "FailedPause",
+    "FailedStatus",
+    "IllegalMessageSequence",
+    "InvalidCommand",
+    "Msg",
+    "NoReplayAllowed",
+    "PlanHalt",
+    "RequestAbort",
+    "RequestStop",
+    "RunEngine",
+    "RunEngineInterrupted",
+    "RunEngineResult",
+    "TransitionError",
+    "WaitForTimeoutError",
+    "default_scan_id_source",
+]

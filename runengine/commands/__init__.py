@@ -1,0 +1,10 @@
+"""Message command handlers, found by name in one registry.
+
+Each handler is ``async def handler(RE, msg)``; its docstring's first line is what
+``RE.print_command_registry()`` shows. Importing the modules below fills ``BUILTIN_COMMANDS``.
+"""
+
+from . import devices, flow, flyers, runs  # noqa: F401 - imported to register their commands
+from .registry import BUILTIN_COMMANDS, command
+
+__all__ = ["BUILTIN_COMMANDS", "command"]

@@ -1,0 +1,195 @@
+"""Commands that steer the plan: waiting, checkpoints, pauses, subscriptions, suspenders."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from bluesky.run_engine import WaitForTimeoutError
+from bluesky.utils import IllegalMessageSequence, Msg, ensure_generator
+
+from ..stepper import REPLAYED
+from .registry import command
+
+
+@command("null")
+async def null(RE: Any, msg: Msg) -> None:
+    """Do nothing."""
+
+
+@command("RE_class")
+async def re_class(RE: Any, msg: Msg) -> type:
+    """Return the engine's class."""
+    return type(RE)
+
+
+@command("wait")
+async def wait(RE: Any, msg: Msg) -> bool:
+    """Wait for every status in ``group``; True when all are done."""
+    if msg.args:
+        (group,) = msg.args
+    elif "group" in msg.kwargs:
+        group = msg.kwargs["group"]
+    else:
+        raise KeyError("Msg('wait') needs a group: Msg('wait', None, group=...)")
+    statuses = RE._exec.statuses
+    statuses.waiting_hook = RE.waiting_hook
+    return await statuses.wait(
+        group,
+        timeout=msg.kwargs.get("timeout"),
+        error_on_timeout=msg.kwargs.get("error_on_timeout", True),
+        watch=msg.kwargs.get("watch", ()),
+    )
+
+
+@command("wait_for")
+async def wait_for(RE: Any, msg: Msg) -> list:
+    """Wait for awaitables made by the given factories; returns their futures."""
+    (factories,) = msg.args
+    futures = [asyncio.ensure_future(factory()) for factory in factories]
+    if not futures:
+        return futures
+    try:
+        _, pending = await asyncio.wait(futures, **msg.kwargs)
+    except asyncio.CancelledError:
+        for fut in futures:
+            fut.cancel()
+        raise
+    if pending:
+        raise WaitForTimeoutError("Plan failed to complete in the specified time")
+    return futures
+
+
+@command("sleep")
+async def sleep(RE: Any, msg: Msg) -> None:
+    """Sleep ``args[0]`` seconds (cut short by a pause, and replayed on resume)."""
+    await asyncio.sleep(*msg.args)
+
+
+@command("checkpoint")
+async def checkpoint(RE: Any, msg: Msg) -> None:
+    """Mark a safe place to resume from; a deferred pause happens here."""
+    ex = RE._exec
+    for bundle in ex.runs.values():
+        if bundle.bundle_name is not None:
+            raise IllegalMessageSequence(
+                "Cannot 'checkpoint' after 'create' and before 'save'. Aborting!"
+            )
+    ex.checkpoint()
+    if ex.deferred_pause:
+        ex.deferred_pause = False
+        RE.deferred_pause_requested = False
+        ex.request_pause(False, None)
+
+
+@command("clear_checkpoint")
+async def clear_checkpoint(RE: Any, msg: Msg) -> None:
+    """No resuming from here on: a pause becomes an abort for the rest of the call."""
+    ex = RE._exec
+    ex.cache.clear()
+    for bundle in ex.runs.values():
+        bundle.clear_checkpoint()
+
+
+@command("rewindable")
+async def rewindable(RE: Any, msg: Msg) -> bool:
+    """Set whether messages are cached for replay (if given); returns the flag."""
+    ex = RE._exec
+    flag = msg.args[0] if msg.args else None
+    if flag is not None and bool(flag) != ex.cache.rewindable:
+        ex.cache.rewindable = bool(flag)
+        ex.checkpoint()
+    return ex.cache.rewindable
+
+
+@command("pause")
+async def pause(RE: Any, msg: Msg) -> None:
+    """Pause now, or at the next checkpoint with ``defer=True``; may carry a name and callback."""
+    unknown = set(msg.kwargs) - {"defer", "name", "callback"}
+    if unknown:
+        raise TypeError(f"Msg('pause') got unexpected keyword arguments {sorted(unknown)}")
+    RE.request_pause(
+        msg.kwargs.get("defer", False), msg.kwargs.get("name"), msg.kwargs.get("callback")
+    )
+
+
+@command("input")
+async def input_(RE: Any, msg: Msg) -> str:
+    """Prompt the user and return a line typed on stdin (the loop keeps running)."""
+    prompt = msg.kwargs.get("prompt", "")
+    print(prompt, end="", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line.rstrip("\n")
+
+
+@command("subscribe")
+async def subscribe(RE: Any, msg: Msg) -> int:
+    """Subscribe a callback until the next call: ``Msg('subscribe', None, func, name)``."""
+    func, *rest = msg.args
+    name = rest[0] if rest else msg.kwargs.get("name", "all")
+    token = RE.dispatcher.subscribe(func, name)
+    RE._temp_tokens.append(token)
+    RE._exec.checkpoint()
+    return token
+
+
+@command("unsubscribe")
+async def unsubscribe(RE: Any, msg: Msg) -> None:
+    """Remove a subscription made with Msg('subscribe')."""
+    token = msg.args[0] if msg.args else msg.kwargs["token"]
+    if token not in RE._temp_tokens:
+        raise KeyError(f"{token!r} is not a token returned by Msg('subscribe') in this call")
+    RE._temp_tokens.remove(token)
+    RE.dispatcher.unsubscribe(token)
+    RE._exec.checkpoint()
+
+
+@command("install_suspender")
+async def install_suspender(RE: Any, msg: Msg) -> None:
+    """Install a suspender for the rest of the session."""
+    RE.install_suspender(msg.args[0])
+
+
+@command("remove_suspender")
+async def remove_suspender(RE: Any, msg: Msg) -> None:
+    """Remove a suspender."""
+    RE.remove_suspender(msg.args[0])
+
+
+def _plan_of(plan: Any) -> Any:
+    return ensure_generator(plan() if callable(plan) else plan)
+
+
+@command("_start_suspender")
+async def start_suspender(RE: Any, msg: Msg) -> None:
+    """Internal: hold the hardware, wait for the suspender to clear, then replay."""
+    pre_plan, post_plan, justification, fut = msg.args
+    ex = RE._exec
+    for bundle in ex.runs.values():
+        bundle.record_interruption(justification or "suspended")
+    ex.hold_devices()
+    replayed = ex.rewind()
+    was_rewindable = ex.cache.rewindable
+
+    def suspension() -> Any:
+        yield Msg("rewindable", None, False)
+        if pre_plan is not None:
+            yield from _plan_of(pre_plan)
+        yield Msg("wait_for", None, [fut])
+        yield Msg("_resume_from_suspender")
+        if post_plan is not None:
+            yield from _plan_of(post_plan)
+        yield Msg("rewindable", None, was_rewindable)
+        last = None
+        for replayed_msg in replayed:
+            last = yield replayed_msg
+        return last
+
+    ex.stack.push(suspension(), REPLAYED)
+
+
+@command("_resume_from_suspender")
+async def resume_from_suspender(RE: Any, msg: Msg) -> None:
+    """Internal: restore monitors and resume Pausable devices after a suspension."""
+    RE._exec.release_devices()

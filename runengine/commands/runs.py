@@ -1,0 +1,240 @@
+"""Commands that open and close runs and turn readings into documents."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections import ChainMap
+from typing import Any
+
+from bluesky.utils import IllegalMessageSequence, Msg
+
+from ..documents import RunBundle, new_uid, split_reading
+from .registry import command, supports
+
+__all__ = ["describe_into", "resolve", "run_of"]
+
+
+async def resolve(value: Any) -> Any:
+    """``await`` what an async device returned; pass plain values through."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def run_of(RE: Any, msg: Msg, what: str) -> RunBundle:
+    """The open run ``msg`` addresses; IllegalMessageSequence if there is none."""
+    bundle = RE._exec.runs.get(msg.run)
+    if bundle is None:
+        raise IllegalMessageSequence(
+            f"Cannot {what} without an open run"
+            + (f" (run key {msg.run!r})" if msg.run is not None else "")
+            + ". Yield Msg('open_run') first."
+        )
+    return bundle
+
+
+async def describe_into(bundle: RunBundle, stream: str, obj: Any) -> None:
+    """Teach ``bundle`` what ``obj`` records in ``stream`` (describe and configuration)."""
+    supports(obj, "read", "describe", command="read")
+    describe = await resolve(obj.describe())
+    if callable(getattr(obj, "read_configuration", None)):
+        conf_keys = await resolve(obj.describe_configuration())
+        conf = await resolve(obj.read_configuration())
+    else:
+        conf_keys, conf = {}, {}
+    bundle.learn(stream, obj, describe, conf_keys, conf)
+
+
+async def asset_docs(obj: Any) -> list:
+    """Resource and datum documents a device has ready (empty for most)."""
+    collect = getattr(obj, "collect_asset_docs", None)
+    if collect is None:
+        return []
+    docs = collect()
+    if hasattr(docs, "__aiter__"):
+        return [doc async for doc in docs]
+    return list(docs)
+
+
+@command("open_run")
+async def open_run(RE: Any, msg: Msg) -> str:
+    """Open a run: emit its start document (md from the call, the message and RE.md)."""
+    ex = RE._exec
+    if msg.run in ex.runs:
+        raise IllegalMessageSequence(
+            "A 'close_run' message was not received before the 'open_run' message"
+        )
+    RE.md["scan_id"] = await resolve(RE.scan_id_source(RE.md))
+    plan = RE._plan
+    md = ChainMap(
+        RE._metadata_per_call,
+        msg.kwargs,
+        {"plan_type": type(plan).__name__, "plan_name": getattr(plan, "__name__", "")},
+        RE.md,
+    )
+    RE.md_validator(dict(md))
+    md = RE.md_normalizer(copy.deepcopy(dict(md)))
+    start_doc = {"uid": new_uid(), "time": time.time(), **md}
+    ex.runs[msg.run] = bundle = RunBundle(
+        start_doc,
+        RE._emit,
+        record_interruptions=RE.record_interruptions,
+        strict=RE._require_stream_declaration,
+    )
+    ex.run_start_uids.append(bundle.uid)
+    bundle.checkpoint()
+    return bundle.uid
+
+
+@command("close_run")
+async def close_run(RE: Any, msg: Msg) -> str:
+    """Close a run: emit its stop document; returns the run's start uid."""
+    ex = RE._exec
+    bundle = ex.runs.get(msg.run)
+    if bundle is None:
+        raise IllegalMessageSequence(
+            "A 'close_run' message was received but there is no run open. If this occurred "
+            "after a pause/resume, add a 'checkpoint' message after the 'close_run' message."
+        )
+    exit_status = msg.kwargs.get("exit_status") or "success"
+    reason = msg.kwargs.get("reason")
+    if reason is None:
+        # run_wrapper closes interrupted runs without a reason; keep the one the user gave.
+        reason = ex.reason if exit_status != "success" else ""
+    del ex.runs[msg.run]
+    bundle.stop(exit_status, reason)
+    return bundle.uid
+
+
+@command("declare_stream")
+async def declare_stream(RE: Any, msg: Msg) -> tuple:
+    """Emit a stream's descriptor now; returns (descriptor, compose_event, objs)."""
+    bundle = run_of(RE, msg, "declare a stream")
+    name = msg.kwargs.get("name")
+    if name is None:
+        raise ValueError("Msg('declare_stream') needs a stream name: name='primary'")
+    objs = tuple(dict.fromkeys(msg.args))
+    if msg.kwargs.get("collect", False):
+        from .flyers import describe_collect_into
+
+        for obj in objs:
+            await describe_collect_into(bundle, name, obj)
+    else:
+        for obj in objs:
+            if not bundle.knows(name, obj):
+                await describe_into(bundle, name, obj)
+    bundle.declared.add(name)
+    stream = bundle.describe_stream(name, objs)
+
+    def compose_event(data: dict, timestamps: dict, **kw: Any) -> dict:
+        return {"descriptor": stream.uid, "data": data, "timestamps": timestamps, **kw}
+
+    return stream.descriptor, compose_event, list(objs)
+
+
+@command("create")
+async def create(RE: Any, msg: Msg) -> None:
+    """Open an event bundle for the stream ``name``; later reads join it until save/drop."""
+    bundle = run_of(RE, msg, "create an event bundle")
+    name = msg.kwargs.get("name")
+    if name is None:
+        if len(msg.args) != 1:
+            raise ValueError(
+                "Msg('create') requires a stream name, given as Msg('create', name) or "
+                "Msg('create', name=name)"
+            )
+        (name,) = msg.args
+    bundle.create(name)
+
+
+@command("read")
+async def read(RE: Any, msg: Msg) -> dict:
+    """Read an object; returns the reading, added to the open event bundle if any."""
+    obj = msg.obj
+    try:
+        reading = obj.read()
+    except AttributeError:
+        supports(obj, "read", command="read")
+        raise
+    if not isinstance(reading, dict) and inspect.isawaitable(reading):
+        reading = await reading
+    if reading is None:
+        raise RuntimeError(f"{obj!r} returned None from read(); a reading must be a dict")
+    bundle = RE._exec.runs.get(msg.run)
+    if bundle is not None and bundle.bundle_name is not None:
+        if not bundle.knows(bundle.bundle_name, obj):
+            await describe_into(bundle, bundle.bundle_name, obj)
+        bundle.check_collision(obj)
+        bundle.add_reading(obj, reading, await asset_docs(obj))
+    return reading
+
+
+@command("save")
+async def save(RE: Any, msg: Msg) -> None:
+    """Close the event bundle and emit it as an event (its descriptor first, if new)."""
+    bundle = RE._exec.runs.get(msg.run)
+    if bundle is None:
+        raise IllegalMessageSequence("Cannot 'save' without an open run and an event bundle.")
+    bundle.save()
+
+
+@command("drop")
+async def drop(RE: Any, msg: Msg) -> None:
+    """Discard the event bundle."""
+    bundle = RE._exec.runs.get(msg.run)
+    if bundle is None:
+        raise IllegalMessageSequence("Cannot 'drop' without an open run and an event bundle.")
+    bundle.drop()
+
+
+@command("configure")
+async def configure(RE: Any, msg: Msg) -> Any:
+    """``obj.configure(*args, **kwargs)``; descriptors that include it are re-emitted."""
+    obj = supports(msg.obj, "configure", "read_configuration", command="configure")
+    for bundle in RE._exec.runs.values():
+        if bundle.bundle_name is not None:
+            raise IllegalMessageSequence("Cannot configure after 'create' but before 'save'")
+    result = obj.configure(*msg.args, **msg.kwargs)
+    for bundle in RE._exec.runs.values():
+        if any(known is obj for _, known in bundle.info):
+            conf_keys = await resolve(obj.describe_configuration())
+            conf = await resolve(obj.read_configuration())
+            bundle.reconfigure(obj, conf_keys, conf)
+    return result
+
+
+@command("monitor")
+async def monitor(RE: Any, msg: Msg) -> None:
+    """Emit an event in stream ``name`` whenever ``obj`` changes, until unmonitor or close_run."""
+    obj = supports(msg.obj, "subscribe", "clear_sub", "read", "describe", command="monitor")
+    if msg.args:
+        raise ValueError("Msg('monitor') takes no positional arguments besides the object")
+    bundle = run_of(RE, msg, "monitor")
+    if obj in bundle.monitors:
+        raise IllegalMessageSequence(f"{obj!r} is already monitored in this run")
+    kwargs = dict(msg.kwargs)
+    name = kwargs.pop("name", None) or f"{obj.name}_monitor"
+    await describe_into(bundle, name, obj)
+    stream = bundle.describe_stream(name, (obj,))
+
+    def emit_event(*args: Any, **kw: Any) -> None:
+        data, stamps = split_reading(obj.read())
+        bundle.emit_event(stream, data, stamps)
+
+    bundle.monitors[obj] = (emit_event, kwargs)
+    obj.subscribe(emit_event, **kwargs)
+    RE._exec.checkpoint()
+
+
+@command("unmonitor")
+async def unmonitor(RE: Any, msg: Msg) -> None:
+    """Stop monitoring ``obj``."""
+    obj = msg.obj
+    bundle = RE._exec.runs.get(msg.run)
+    if bundle is None or obj not in bundle.monitors:
+        raise IllegalMessageSequence(f"Cannot 'unmonitor' {obj!r}; it is not being monitored.")
+    callback, _ = bundle.monitors.pop(obj)
+    obj.clear_sub(callback)
+    RE._exec.checkpoint()

@@ -1,0 +1,323 @@
+"""Composition of one run's documents: start, descriptors, events, assets and stop.
+
+Our own composer, not event-model's: no per-document jsonschema validation on the hot path.
+The tests validate every document against event-model's schemas instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import uuid4
+
+from bluesky.utils import IllegalMessageSequence
+
+__all__ = ["RunBundle", "Stream", "new_uid"]
+
+
+def new_uid() -> str:
+    """A fresh document uid."""
+    return str(uuid4())
+
+
+def split_reading(reading: dict) -> tuple[dict, dict]:
+    """``{key: {'value', 'timestamp'}}`` into parallel ``data`` and ``timestamps`` dicts."""
+    data, stamps = {}, {}
+    for key, val in reading.items():
+        data[key] = val["value"]
+        stamps[key] = val["timestamp"]
+    return data, stamps
+
+
+class Stream:
+    """One descriptor and the objects it describes."""
+
+    __slots__ = ("descriptor", "filled", "objs", "uid")
+
+    def __init__(self, descriptor: dict, objs: tuple) -> None:
+        self.descriptor = descriptor
+        self.uid = descriptor["uid"]
+        self.objs = objs
+        self.filled = {
+            key: False
+            for key, dk in descriptor["data_keys"].items()
+            if "external" in dk and dk["external"] != "STREAM:"
+        }
+
+
+class ObjectInfo:
+    """What a run knows of one object: its description and configuration, read once."""
+
+    __slots__ = ("config", "data_keys")
+
+    def __init__(self, data_keys: dict, config: dict) -> None:
+        self.data_keys = data_keys
+        self.config = config
+
+
+class RunBundle:
+    """The documents of one open run and its bundling state.
+
+    ``emit(name, doc)`` delivers a document. Methods are synchronous: the command handlers
+    resolve a device's awaitables before calling in.
+    """
+
+    def __init__(
+        self,
+        start_doc: dict,
+        emit: Callable[[str, dict], None],
+        *,
+        record_interruptions: bool = False,
+        strict: bool = False,
+    ) -> None:
+        self.start = start_doc
+        self.uid = start_doc["uid"]
+        self._emit = emit
+        self.strict = strict
+        self.streams: dict[str, Stream] = {}
+        self.seq: dict[str, int] = {}  # next seq_num per stream name
+        self._seq_at_checkpoint: dict[str, int] = {}
+        self.info: dict[tuple[str, Any], ObjectInfo] = {}  # (stream, obj) -> description
+        self.bundle_name: str | None = None
+        self.bundle: dict[Any, dict] = {}  # obj -> reading, in read order
+        self.asset_docs: list[tuple[str, dict]] = []
+        self.monitors: dict[Any, tuple[Callable, dict]] = {}
+        self.uncollected: set = set()
+        self.declared: set[str] = set()
+        emit("start", start_doc)
+        self._interruptions: Stream | None = None
+        if record_interruptions:
+            dk = {"interruption": {"dtype": "string", "shape": [], "source": "RunEngine"}}
+            self._interruptions = self.add_stream("interruptions", dk, {}, {}, {}, ())
+
+    # ---- descriptors -------------------------------------------------------------------
+    def add_stream(
+        self,
+        name: str,
+        data_keys: dict,
+        configuration: dict,
+        hints: dict,
+        object_keys: dict,
+        objs: tuple,
+    ) -> Stream:
+        """Emit a descriptor for stream ``name`` (a new one replaces the old; seq_nums go on)."""
+        doc = {
+            "run_start": self.uid,
+            "time": time.time(),
+            "data_keys": data_keys,
+            "uid": new_uid(),
+            "configuration": configuration,
+            "hints": hints,
+            "name": name,
+            "object_keys": object_keys,
+            "object_classes": {},
+        }
+        stream = Stream(doc, objs)
+        self.streams[name] = stream
+        self.seq.setdefault(name, 1)
+        self._seq_at_checkpoint.setdefault(name, 1)
+        self._emit("descriptor", doc)
+        return stream
+
+    def describe_stream(self, name: str, objs: tuple) -> Stream:
+        """Compose and emit the descriptor of ``objs`` (all already described) as ``name``."""
+        data_keys: dict = {}
+        configuration: dict = {}
+        hints: dict = {}
+        object_keys: dict = {}
+        for obj in objs:
+            info = self.info[(name, obj)]
+            obj_name = obj.name
+            obj_hints = getattr(obj, "hints", None)
+            if obj_hints is not None:
+                hints[obj_name] = obj_hints
+            object_keys[obj_name] = list(info.data_keys)
+            data_keys.update(info.data_keys)
+            configuration[obj_name] = info.config
+        return self.add_stream(name, data_keys, configuration, hints, object_keys, objs)
+
+    def knows(self, stream: str, obj: Any) -> bool:
+        return (stream, obj) in self.info
+
+    def learn(self, stream: str, obj: Any, describe: dict, conf_keys: dict, conf: dict) -> None:
+        """Cache an object's description for a stream (describe, describe/read_configuration)."""
+        obj_name = obj.name
+        data_keys = {key: {**dk, "object_name": obj_name} for key, dk in describe.items()}
+        data, stamps = split_reading(conf)
+        config = {"data": data, "timestamps": stamps, "data_keys": conf_keys}
+        self.info[(stream, obj)] = ObjectInfo(data_keys, config)
+
+    def reconfigure(self, obj: Any, conf_keys: dict, conf: dict) -> None:
+        """New configuration for ``obj``: re-emit every descriptor that includes it."""
+        data, stamps = split_reading(conf)
+        for (stream, known), info in self.info.items():
+            if known is obj:
+                info.config = {"data": data, "timestamps": stamps, "data_keys": conf_keys}
+        for name, stream in list(self.streams.items()):
+            if obj in stream.objs:
+                self.describe_stream(name, stream.objs)
+
+    # ---- event bundles -----------------------------------------------------------------
+    def create(self, name: str) -> None:
+        if self.bundle_name is not None:
+            raise IllegalMessageSequence(
+                "A second 'create' message is not allowed until the current event bundle is "
+                "closed with a 'save' or 'drop' message."
+            )
+        if self.strict and name not in self.streams:
+            raise IllegalMessageSequence("In strict mode you must pre-declare streams.")
+        self.bundle_name = name
+        self.bundle = {}
+        self.asset_docs = []
+
+    def check_collision(self, obj: Any) -> None:
+        """Raise ValueError if ``obj``'s keys collide with another object's in the bundle."""
+        name = self.bundle_name
+        stream = self.streams.get(name)
+        if stream is not None and obj in stream.objs:
+            return  # this set of objects was checked when its descriptor was made
+        keys = self.info[(name, obj)].data_keys.keys()
+        for other in self.bundle:
+            common = keys & self.info[(name, other)].data_keys.keys()
+            if common:
+                raise ValueError(
+                    f"Data keys (field names) from {obj!r} collide with those from {other!r}. "
+                    f"The colliding keys are {common}"
+                )
+
+    def add_reading(self, obj: Any, reading: dict, assets: list) -> None:
+        self.bundle[obj] = reading
+        if assets:
+            self.asset_docs.extend(assets)
+
+    def save(self) -> dict | None:
+        """Emit the bundle as an event (and a descriptor first if the stream is new)."""
+        name = self.bundle_name
+        if name is None:
+            raise IllegalMessageSequence(
+                "A 'create' message must be sent, to open an event bundle, before that bundle "
+                "can be saved with 'save'."
+            )
+        self.bundle_name = None
+        bundle = self.bundle
+        if not bundle:
+            return None
+        stream = self.streams.get(name)
+        if stream is None:
+            stream = self.describe_stream(name, tuple(bundle))
+        elif len(stream.objs) != len(bundle) or not all(o in bundle for o in stream.objs):
+            raise RuntimeError(
+                f"Mismatched objects read, expected {frozenset(stream.objs)!s}, "
+                f"got {frozenset(bundle)!s}"
+            )
+        if self.asset_docs:
+            self.emit_assets(self.asset_docs, stream)
+        data, stamps = {}, {}
+        for reading in bundle.values():
+            for key, val in reading.items():
+                data[key] = val["value"]
+                stamps[key] = val["timestamp"]
+        seq_num = self.seq[name]
+        self.seq[name] = seq_num + 1
+        doc = {
+            "uid": new_uid(),
+            "time": time.time(),
+            "data": data,
+            "timestamps": stamps,
+            "seq_num": seq_num,
+            "filled": dict(stream.filled) if stream.filled else {},
+            "descriptor": stream.uid,
+        }
+        self._emit("event", doc)
+        return doc
+
+    def drop(self) -> None:
+        if self.bundle_name is None:
+            raise IllegalMessageSequence(
+                "A 'create' message must be sent, to open an event bundle, before that bundle "
+                "can be dropped with 'drop'."
+            )
+        self.bundle_name = None
+        self.bundle = {}
+
+    def emit_event(self, stream: Stream, data: dict, timestamps: dict) -> dict:
+        """Emit one event in ``stream`` outside a bundle (monitors, interruptions)."""
+        name = stream.descriptor["name"]
+        seq_num = self.seq[name]
+        self.seq[name] = seq_num + 1
+        doc = {
+            "uid": new_uid(),
+            "time": time.time(),
+            "data": data,
+            "timestamps": timestamps,
+            "seq_num": seq_num,
+            "filled": dict(stream.filled),
+            "descriptor": stream.uid,
+        }
+        self._emit("event", doc)
+        return doc
+
+    def emit_assets(self, docs: list[tuple[str, dict]], stream: Stream | None) -> None:
+        """Emit resource/datum (and stream_*) documents, filling in what the engine owns."""
+        for name, doc in docs:
+            if name in ("resource", "stream_resource"):
+                doc = {**doc, "run_start": self.uid}
+            self._emit(name, doc)
+
+    def record_interruption(self, content: str) -> None:
+        """An event in the ``interruptions`` stream, if the run records them."""
+        if self._interruptions is not None:
+            self.emit_event(
+                self._interruptions, {"interruption": content}, {"interruption": time.time()}
+            )
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Remember the seq_num counters: a rewind returns to them."""
+        self._seq_at_checkpoint = dict(self.seq)
+
+    def clear_checkpoint(self) -> None:
+        self._seq_at_checkpoint = {}
+
+    def rewind(self) -> None:
+        """Back to the last checkpoint: re-taken events reuse their seq_nums; no open bundle."""
+        seq = {name: 1 for name in self.streams}
+        seq.update(self._seq_at_checkpoint)
+        self.seq = seq
+        self.bundle_name = None
+        self.bundle = {}
+
+    # ---- monitors ------------------------------------------------------------------------
+    def suspend_monitors(self) -> None:
+        for obj, (cb, _) in self.monitors.items():
+            obj.clear_sub(cb)
+
+    def restore_monitors(self) -> None:
+        for obj, (cb, kwargs) in self.monitors.items():
+            obj.subscribe(cb, **kwargs)
+
+    def clear_monitors(self) -> list[Exception]:
+        errors = []
+        for obj, (cb, _) in list(self.monitors.items()):
+            try:
+                obj.clear_sub(cb)
+            except Exception as err:  # noqa: BLE001 - reported by the caller
+                errors.append(err)
+            del self.monitors[obj]
+        return errors
+
+    # ---- stop ----------------------------------------------------------------------------
+    def stop(self, exit_status: str = "success", reason: str = "") -> dict:
+        self.clear_monitors()
+        num_events = {name: n - 1 for name, n in self.seq.items()}
+        doc = {
+            "run_start": self.uid,
+            "time": time.time(),
+            "uid": new_uid(),
+            "exit_status": exit_status,
+            "reason": reason,
+            "num_events": num_events,
+        }
+        self._emit("stop", doc)
+        return doc

@@ -1,0 +1,502 @@
+"""RunEngine: runs plans of ``bluesky.utils.Msg`` and emits event-model documents.
+
+A drop-in for ``bluesky.run_engine.RunEngine``. The user's thread only blocks; plans, device
+calls and document callbacks run on the ``bluesky-run-engine`` loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+import bluesky
+import event_model
+from bluesky import run_engine as _bluesky_re
+from bluesky.run_engine import PAUSE_MSG, RunEngineResult
+from bluesky.utils import (
+    CallbackRegistry,
+    Msg,
+    RunEngineInterrupted,
+    SigintHandler,
+    ensure_generator,
+    normalize_subs_input,
+    single_gen,
+)
+from event_model import DocumentNames
+
+from .commands import BUILTIN_COMMANDS
+from .execution import Execution
+from .loop import BlockingDuringTask, ensure_loop_thread
+from .states import EngineState, TransitionError, check_transition, state
+
+__all__ = ["PANIC_MSG", "Dispatcher", "RunEngine", "default_scan_id_source"]
+
+PANIC_MSG = "The RunEngine is panicked: call RE.all_is_well() before resuming or running a plan."
+
+_DOC_NAMES = {member.name: member for member in DocumentNames}
+
+
+def default_scan_id_source(md: MutableMapping) -> int:
+    """The next scan_id: one more than the last."""
+    return md.get("scan_id", 0) + 1
+
+
+def default_md_validator(md: dict) -> None:
+    """Refuse metadata a store could not keep: non-string keys, a malformed ``sample``."""
+    bad = [key for key in md if not isinstance(key, str)]
+    if bad:
+        raise ValueError(f"Metadata keys must be strings; these are not: {bad!r}")
+    sample = md.get("sample")
+    if sample is not None and not (hasattr(sample, "keys") or isinstance(sample, str)):
+        raise ValueError(
+            f"Metadata 'sample' must be a string or a dictionary, not {sample!r} "
+            f"(e.g. sample='dirt' or sample={{'color': 'red'}})."
+        )
+
+
+class Dispatcher(_bluesky_re.Dispatcher):
+    """bluesky's Dispatcher, which skips document names nobody subscribed to."""
+
+    def emit(self, name: str, doc: dict) -> None:
+        sig = _DOC_NAMES[name]
+        if self.cb_registry.callbacks.get(sig):
+            self.process(sig, doc)
+
+
+class RunEngine:
+    """Execute plans (generators of ``Msg``) and emit documents to subscribers.
+
+    Same constructor and surface as ``bluesky.RunEngine``; beyond it: pause requests with a
+    name and a permission callback, ``panic()``/``all_is_well()``, and control calls that never
+    block forever.
+    """
+
+    _require_stream_declaration = False
+
+    def __init__(
+        self,
+        md: MutableMapping | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        preprocessors: list | None = None,
+        context_managers: list | None = None,
+        md_validator: Callable | None = None,
+        md_normalizer: Callable | None = None,
+        scan_id_source: Callable = default_scan_id_source,
+        during_task: Any = None,
+        call_returns_result: bool = False,
+    ) -> None:
+        self.md = {} if md is None else md
+        versions = self.md.setdefault("versions", {})
+        versions["bluesky"] = bluesky.__version__
+        versions["event_model"] = event_model.__version__
+        for name in ("ophyd", "ophyd_async"):
+            module = sys.modules.get(name)
+            if module is not None:
+                versions[name] = getattr(module, "__version__", "unknown")
+        if "ophyd" not in versions:
+            with contextlib.suppress(ImportError):
+                import ophyd
+
+                versions["ophyd"] = ophyd.__version__
+        self._loop = self.loop = loop if loop is not None else asyncio.new_event_loop()
+        _bluesky_re.set_bluesky_event_loop(self._loop)
+        self._th = ensure_loop_thread(self._loop)
+        self.preprocessors = list(preprocessors or [])
+        self.context_managers = [SigintHandler] if context_managers is None else context_managers
+        self.md_validator = md_validator or default_md_validator
+        self.md_normalizer = md_normalizer or (lambda md: md)
+        self.scan_id_source = scan_id_source
+        self.during_task = during_task if during_task is not None else BlockingDuringTask()
+        self._call_returns_result = call_returns_result
+        self.NO_PLAN_RETURN = object()
+        self.dispatcher = Dispatcher()
+        self._emit = self.dispatcher.emit
+        self.subscribe_lossless = self._subscribe_lossless = self.dispatcher.subscribe
+        self.unsubscribe_lossless = self._unsubscribe_lossless = self.dispatcher.unsubscribe
+        self.msg_hook: Callable | None = None
+        self.state_hook: Callable | None = None
+        self.waiting_hook: Callable | None = None
+        self.record_interruptions = False
+        self.pause_msg = PAUSE_MSG
+        self.max_depth: int | None = None
+        self.deferred_pause_requested = False
+        self._rewindable = True
+        self._state: EngineState = state("idle")
+        self._panic_return: str | None = None
+        self._exec: Execution | None = None
+        self._blocking = threading.Event()
+        self._temp_tokens: list[int] = []
+        self._metadata_per_call: dict = {}
+        self._plan: Any = None
+        self._suspenders: set = set()
+        self._pause_requests: dict[str, Callable[[], bool]] = {}
+        self._command_registry: dict[str, Callable] = {}
+        for name, handler in BUILTIN_COMMANDS.items():
+            self._command_registry[name] = types.MethodType(handler, self)
+
+    # ---- read-only surface -------------------------------------------------------------
+    @property
+    def state(self) -> EngineState:
+        """The current state: a str (``'idle'``, ``'running'``, ...) with ``is_<state>``."""
+        return self._state
+
+    @property
+    def call_returns_result(self) -> bool:
+        return self._call_returns_result
+
+    @property
+    def commands(self) -> list[str]:
+        """Names of the registered message commands."""
+        return list(self._command_registry)
+
+    @property
+    def suspenders(self) -> tuple:
+        return tuple(self._suspenders)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a pause now could be resumed (a checkpoint to return to)."""
+        return self._exec is not None and self._exec.cache.resumable
+
+    @property
+    def rewindable(self) -> bool:
+        return self._rewindable
+
+    @rewindable.setter
+    def rewindable(self, value: bool) -> None:
+        self._rewindable = bool(value)
+        if self._exec is not None:
+            self._exec.cache.rewindable = self._rewindable
+            self._exec.checkpoint()
+
+    @property
+    def ignore_callback_exceptions(self) -> bool:
+        return self.dispatcher.cb_registry.ignore_exceptions
+
+    @ignore_callback_exceptions.setter
+    def ignore_callback_exceptions(self, value: bool) -> None:
+        self.dispatcher.cb_registry.ignore_exceptions = value
+
+    @property
+    def verbose(self) -> bool:
+        return False
+
+    def _set_state(self, new: str) -> None:
+        old = self._state
+        self._state = check_transition(old, new)
+        hook = self.state_hook
+        if hook is not None:
+            hook(new, old)
+
+    # ---- subscriptions and commands -------------------------------------------------------
+    def subscribe(self, func: Callable, name: str = "all") -> int:
+        """Send documents to ``func(name, doc)``; ``name`` is 'all' or one document name.
+
+        Returns a token for :meth:`unsubscribe`.
+        """
+        if callable(name) and isinstance(func, str):
+            return self.dispatcher.subscribe(func, name)  # legacy order, warns
+        if not callable(func):
+            raise ValueError(f"subscribe expects a callable, not {func!r}")
+        return self.dispatcher.subscribe(func, name)
+
+    def unsubscribe(self, token: int) -> None:
+        """Stop a subscription; an unknown token is ignored."""
+        self.dispatcher.unsubscribe(token)
+
+    def register_command(self, name: str, func: Callable) -> None:
+        """Handle ``Msg(name, ...)`` with ``func(msg)`` (plain or async)."""
+        if not callable(func):
+            raise ValueError(f"The command handler for {name!r} must be callable, not {func!r}")
+        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            getattr(func, "__call__", None)  # noqa: B004 - async __call__ objects
+        ):
+            self._command_registry[name] = func
+        else:
+
+            async def call(msg: Msg, _func: Callable = func) -> Any:
+                result = _func(msg)
+                if inspect.iscoroutine(result):
+                    result = await result
+                return result
+
+            call.__doc__ = func.__doc__
+            self._command_registry[name] = call
+
+    def unregister_command(self, name: str) -> None:
+        """Forget the handler of ``name`` (ignored if unknown)."""
+        self._command_registry.pop(name, None)
+
+    def print_command_registry(self, verbose: bool = False) -> str:
+        """Text listing every command with the first line of its handler's docstring."""
+        lines = ["List of available commands"]
+        for name, func in self._command_registry.items():
+            doc = (func.__doc__ or "").strip()
+            lines.append(f"{name} : {doc if verbose else doc.splitlines()[0] if doc else ''}")
+        return "\n".join(lines)
+
+    # ---- documents ---------------------------------------------------------------------
+    def emit_sync(self, name: DocumentNames | str, doc: dict) -> None:
+        """Send a document to the subscribers now, on this thread."""
+        self._emit(name.name if isinstance(name, DocumentNames) else name, doc)
+
+    async def emit(self, name: DocumentNames | str, doc: dict) -> None:
+        self.emit_sync(name, doc)
+
+    # ---- running plans -----------------------------------------------------------------
+    def __call__(self, *args: Any, **metadata_kw: Any) -> tuple | RunEngineResult:
+        """Run a plan: ``RE(plan, subs=None, **md)``; return the run-start uids.
+
+        Raises RunEngineInterrupted when the plan is paused or interrupted, and the plan's own
+        exception when it fails (the engine is then idle, the run closed with 'fail').
+        """
+        if not args or len(args) > 2:
+            raise TypeError("RE(plan, subs=None, /, **metadata) takes a plan and optional subs")
+        plan = args[0]
+        subs = args[1] if len(args) == 2 else None
+        self._refuse_if_panicked()
+        if "raise_if_interrupted" in metadata_kw:
+            import warnings
+
+            warnings.warn("'raise_if_interrupted' is deprecated and has no effect", UserWarning)
+        if self.max_depth is not None:
+            depth = len(inspect.stack(0)) - 1
+            if depth > self.max_depth:
+                raise RuntimeError(
+                    f"RunEngine.max_depth is set to {self.max_depth}; depth of {depth} was detected."
+                )
+        if not self._state.is_idle:
+            raise RuntimeError(f"The RunEngine is in a {self._state} state")
+        subs = normalize_subs_input(subs)
+        gen = ensure_generator(plan)
+        for wrapper in self.preprocessors:
+            gen = wrapper(gen)
+        for token in self._temp_tokens:
+            self.dispatcher.unsubscribe(token)
+        self._temp_tokens = [
+            self.dispatcher.subscribe(func, name) for name, funcs in subs.items() for func in funcs
+        ]
+        self._metadata_per_call = metadata_kw
+        self._plan = plan
+        self.deferred_pause_requested = False
+        self._pause_requests.clear()
+        ex = Execution(self, gen)
+        futures, justifications = [], []
+        for suspender in self._suspenders:
+            if suspender.tripped:
+                futs, justification = suspender.get_futures()
+                futures.extend(futs)
+                justifications.append(justification)
+        if futures:
+            print(
+                "At least one suspender has tripped. The plan will begin when all suspenders are ready."
+            )
+            for justification in justifications:
+                print(f"Justification: {justification}")
+            print("Suspending... To get to the prompt, hit Ctrl-C twice to pause.")
+            ex.stack.push(single_gen(Msg("wait_for", None, futures)))
+        return self._start(ex)
+
+    def _start(self, ex: Execution) -> tuple | RunEngineResult:
+        self._exec = ex
+        self._blocking.clear()
+        self._set_state("running")
+        asyncio.run_coroutine_threadsafe(ex.run(), self._loop)
+        return self._block(ex, raise_if_interrupted=True)
+
+    def _block(self, ex: Execution, raise_if_interrupted: bool) -> tuple | RunEngineResult:
+        """Wait (in the user's thread) until the execution pauses or ends; report its outcome."""
+        with contextlib.ExitStack() as stack:
+            for manager in self._context_managers_for_this_thread():
+                stack.enter_context(manager(self))
+            try:
+                self.during_task.block(self._blocking)
+            except KeyboardInterrupt:
+                self._keyboard_interrupt()
+        if ex.paused:
+            raise RunEngineInterrupted(self.pause_msg) from None
+        if ex.error is not None:
+            raise ex.error
+        if ex.interrupted and raise_if_interrupted:
+            raise RunEngineInterrupted(self.pause_msg) from None
+        return self._result(ex)
+
+    def _context_managers_for_this_thread(self) -> Iterable:
+        on_main = threading.current_thread() is threading.main_thread()
+        return [m for m in self.context_managers if on_main or m is not SigintHandler]
+
+    def _keyboard_interrupt(self) -> None:
+        """Ctrl+C reached the blocked call: pause now (abort if not resumable), then return."""
+        with contextlib.suppress(TransitionError, RuntimeError):
+            self.request_pause(defer=False)
+        self._blocking.wait(10)
+
+    def _result(self, ex: Execution) -> tuple | RunEngineResult:
+        uids = tuple(ex.run_start_uids)
+        if not self._call_returns_result:
+            return uids
+        plan_return = self.NO_PLAN_RETURN if ex.interrupted else ex.plan_return
+        return RunEngineResult(
+            uids, plan_return, ex.exit_status, ex.interrupted, ex.reason, ex.exception
+        )
+
+    # ---- control ---------------------------------------------------------------------------
+    def _refuse_if_panicked(self) -> None:
+        if self._state.is_panicked:
+            raise RuntimeError(PANIC_MSG)
+
+    def _on_loop(self, func: Callable, *args: Any, timeout: float = 5.0) -> Any:
+        """Run ``func(*args)`` on the loop thread and return its result.
+
+        From the loop thread itself it runs at once (a plan or callback may pause the engine
+        without deadlocking). If the loop is busy for longer than ``timeout`` the request stays
+        queued and None is returned: no control call blocks forever.
+        """
+        if threading.current_thread() is self._th:
+            return func(*args)
+        future = asyncio.run_coroutine_threadsafe(_call(func, *args), self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            return None
+
+    def request_pause(
+        self,
+        defer: bool = False,
+        name: str | None = None,
+        callback: Callable[[], bool] | None = None,
+        *,
+        hard: bool | None = None,
+    ) -> None:
+        """Pause now, or at the next checkpoint with ``defer=True`` (``hard=`` is ``not defer``).
+
+        A ``name`` with a ``callback`` makes a standing request: :meth:`resume` refuses until
+        ``callback()`` returns True. Safe to call from any thread, a plan or a callback.
+        """
+        if hard is not None:
+            defer = not hard
+        self._refuse_if_panicked()
+        if name is not None:
+            self._pause_requests[name] = callback if callback is not None else (lambda: True)
+        ex = self._exec
+        if ex is None or self._state not in ("running", "suspending", "pausing"):
+            if self._state.is_paused:
+                return  # already paused; a named request still holds the resume
+            raise TransitionError(f"Cannot pause: the RunEngine is {self._state}.")
+        self._on_loop(ex.request_pause, defer, name)
+
+    def resume(self) -> tuple | RunEngineResult | list[str]:
+        """Resume a paused plan from its last checkpoint.
+
+        If a named pause request's callback refuses, nothing happens and the list of names that
+        block the resume is returned (and printed).
+        """
+        self._refuse_if_panicked()
+        if not self._state.is_paused:
+            raise TransitionError(f"The RunEngine is {self._state}; only a paused plan resumes.")
+        blockers = [name for name, allow in self._pause_requests.items() if not allow()]
+        if blockers:
+            print(f"Cannot resume: these pause requests still hold: {', '.join(blockers)}")
+            return blockers
+        self._pause_requests.clear()
+        ex = self._exec
+        self._blocking.clear()
+        self._on_loop(ex.decide, "resume", "")
+        return self._block(ex, raise_if_interrupted=True)
+
+    def stop(self) -> tuple | RunEngineResult:
+        """End the plan, running its cleanup; runs close with exit_status 'success'."""
+        return self._interrupt("stop", "")
+
+    def abort(self, reason: str = "") -> tuple | RunEngineResult:
+        """End the plan, running its cleanup; runs close with exit_status 'abort' and ``reason``."""
+        return self._interrupt("abort", reason)
+
+    def halt(self) -> tuple | RunEngineResult:
+        """End the plan now, skipping its cleanup; runs close with exit_status 'abort'."""
+        return self._interrupt("halt", "")
+
+    def _interrupt(self, kind: str, reason: str) -> tuple | RunEngineResult | None:
+        self._refuse_if_panicked()
+        if self._state.is_idle:
+            raise TransitionError("RunEngine is already idle.")
+        ex = self._exec
+        if self._state.is_paused:
+            self._blocking.clear()
+            self._on_loop(ex.decide, kind, reason)
+            return self._block(ex, raise_if_interrupted=False)
+        self._on_loop(ex.request_interrupt, kind, reason)
+        return None
+
+    def panic(self) -> None:
+        """Emergency stop from any state and thread: a running plan is aborted for good.
+
+        A paused plan stays paused. Nothing runs or resumes until :meth:`all_is_well`.
+        """
+        if self._state.is_panicked:
+            return
+        ex = self._exec
+        if ex is not None and not self._state.is_paused and not self._state.is_idle:
+            self._on_loop(ex.request_interrupt, "abort", "panic")
+        self._panic_return = "paused" if self._state.is_paused else "idle"
+        self._set_state("panicked")
+
+    def all_is_well(self) -> None:
+        """Lift a panic: back to idle, or to paused if the panic came while paused."""
+        if not self._state.is_panicked:
+            return
+        ex = self._exec
+        if self._panic_return == "idle" and ex is not None and not ex.finished:
+            self._blocking.wait(10)
+        self._set_state(self._panic_return or "idle")
+        self._panic_return = None
+
+    def reset(self) -> None:
+        """Halt whatever runs, forget the call's state and drop every subscription."""
+        if not self._state.is_idle and not self._state.is_panicked:
+            with contextlib.suppress(RunEngineInterrupted):
+                self.halt()
+        self._exec = None
+        self._temp_tokens = []
+        self.dispatcher.unsubscribe_all()
+
+    # ---- suspenders ------------------------------------------------------------------------
+    def install_suspender(self, suspender: Any) -> None:
+        """Install a bluesky-style suspender (it calls :meth:`request_suspend` when tripped)."""
+        self._suspenders.add(suspender)
+        suspender.install(self)
+
+    def remove_suspender(self, suspender: Any) -> None:
+        if suspender in self._suspenders:
+            suspender.remove()
+        self._suspenders.discard(suspender)
+
+    def clear_suspenders(self) -> None:
+        for suspender in list(self._suspenders):
+            self.remove_suspender(suspender)
+
+    def request_suspend(
+        self,
+        fut: Callable,
+        *,
+        pre_plan: Any = None,
+        post_plan: Any = None,
+        justification: str | None = None,
+    ) -> None:
+        """Suspend until ``fut()`` (an awaitable factory) resolves, then rewind and go on."""
+        ex = self._exec
+        if ex is None or self._state.is_idle or self._state.is_panicked:
+            return
+        print("Suspending....To get prompt hit Ctrl-C twice to pause.")
+        self._on_loop(ex.request_suspend, fut, pre_plan, post_plan, justification)
+
+
+async def _call(func: Callable, *args: Any) -> Any:
+    return func(*args)

@@ -1,0 +1,384 @@
+"""One call of the engine: the message loop, its interruptions and its cleanup.
+
+Everything here runs on the loop thread. Control requests from other threads arrive through
+``loop.call_soon_threadsafe`` (see ``RunEngine._on_loop``) and are acted on between messages;
+a command that is waiting (a ``sleep``, a ``wait``) is cancelled so that happens at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from bluesky.utils import (
+    FailedPause,
+    InvalidCommand,
+    Msg,
+    NoReplayAllowed,
+    PlanHalt,
+    RequestAbort,
+    RequestStop,
+    single_gen,
+)
+
+from .eager import Suspended, start
+from .statuses import StatusGroups
+from .stepper import REPLAYED, MessageCache, PlanFinished, PlanStack, replay
+
+if TYPE_CHECKING:
+    from .documents import RunBundle
+    from .engine import RunEngine
+
+__all__ = ["Execution"]
+
+# How long the message loop may run without letting other loop callbacks in (status callbacks,
+# suspender trips, control requests).
+YIELD_EVERY = 0.005
+
+# A stronger request replaces a weaker one still pending.
+_PRIORITY = {"suspend": 0, "pause": 1, "stop": 2, "unresumable": 3, "abort": 3, "halt": 4}
+_EXCEPTIONS = {
+    "stop": RequestStop,
+    "abort": RequestAbort,
+    "halt": PlanHalt,
+    "unresumable": FailedPause,
+}
+_STATES = {"stop": "stopping", "abort": "aborting", "halt": "halting", "unresumable": "aborting"}
+_MESSAGES = {
+    "stop": "Stopping: running cleanup and marking exit_status as 'success'...",
+    "abort": "Aborting: running cleanup and marking exit_status as 'abort'...",
+    "halt": "Halting: skipping cleanup and marking exit_status as 'abort'...",
+    "unresumable": "No checkpoint to resume from: aborting instead of pausing...",
+}
+
+
+class _CutShort:
+    """The response of a message interrupted while it waited."""
+
+    __slots__ = ("cached",)
+
+    def __init__(self, cached: bool) -> None:
+        self.cached = cached
+
+
+def _is_pausable(obj: Any) -> bool:
+    return callable(getattr(obj, "pause", None)) and callable(getattr(obj, "resume", None))
+
+
+class Execution:
+    """The state of one ``RE(plan)`` call, from its first message to its last cleanup."""
+
+    def __init__(self, engine: RunEngine, plan: Any) -> None:
+        self.engine = engine
+        self.loop = engine._loop
+        self.stack = PlanStack(plan)
+        self.cache = MessageCache()
+        self.cache.rewindable = engine._rewindable
+        self.statuses = StatusGroups(self.loop)
+        self.runs: dict[Any, RunBundle] = {}
+        self.run_start_uids: list[str] = []
+        self.staged: dict[Any, None] = {}
+        self.moved: dict[Any, None] = {}
+        self.seen: dict[Any, None] = {}
+        self.temp_tokens: set[int] = set()
+        self.exit_status = "success"
+        self.reason = ""
+        self.exception: BaseException | None = None
+        self.error: BaseException | None = None
+        self.plan_return: Any = None
+        self.interrupted = False
+        self.halting = False
+        self.paused = False
+        self.finished = False
+        self.interrupt: tuple[str, Any] | None = None
+        self.deferred_pause = False
+        self.inflight: asyncio.Task | None = None
+        self._decision: asyncio.Future | None = None
+        self._held_suspensions: list[tuple] = []
+
+    # ---- the message loop ----------------------------------------------------------------
+    async def run(self) -> None:
+        engine = self.engine
+        stack, cache, registry = self.stack, self.cache, engine._command_registry
+        seen = self.seen
+        response: Any = None
+        exc: BaseException | None = None
+        tick = time.monotonic()
+        try:
+            while True:
+                if self.interrupt is not None:
+                    response, exc = await self._interrupted(response, exc)
+                elif self.statuses.failure is not None and exc is None:
+                    exc = self.statuses.take_failure()
+                try:
+                    msg = stack.advance(response, exc)
+                except PlanFinished as done:
+                    self.plan_return = done.value
+                    break
+                except BaseException as err:  # noqa: BLE001 - every plan outcome is classified
+                    self._plan_raised(err)
+                    break
+                response = exc = None
+                if self.halting:
+                    break
+                try:
+                    if type(msg) is not Msg and not isinstance(msg, Msg):
+                        raise TypeError(f"A plan must yield bluesky.utils.Msg objects, not {msg!r}")
+                    hook = engine.msg_hook
+                    if hook is not None:
+                        hook(msg)
+                    obj = msg.obj
+                    if obj is not None and obj not in seen:
+                        seen[obj] = None
+                    cached = cache.record(msg)
+                    handler = registry.get(msg.command)
+                    if handler is None:
+                        raise InvalidCommand(msg.command)
+                    response = start(handler(msg))
+                    if type(response) is Suspended:
+                        response = await self._wait_on(response, cached)
+                except Exception as err:  # noqa: BLE001 - thrown into the plan at its yield
+                    response, exc = None, err
+                now = time.monotonic()
+                if now - tick > YIELD_EVERY:
+                    tick = now
+                    await asyncio.sleep(0)
+        finally:
+            await self._finalize()
+
+    async def _wait_on(self, suspended: Suspended, cached: bool) -> Any:
+        task = self.loop.create_task(suspended.finish())
+        self.inflight = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if task.cancelled() and self.interrupt is not None:
+                current = asyncio.current_task()
+                if current is None or not current.cancelling():
+                    return _CutShort(cached)
+            raise
+        finally:
+            self.inflight = None
+
+    def _plan_raised(self, err: BaseException) -> None:
+        if isinstance(err, RequestStop):
+            self.interrupted = True
+            self.exception = err
+        elif isinstance(err, RequestAbort | FailedPause | PlanHalt | asyncio.CancelledError):
+            self.interrupted = True
+            self.exit_status = "abort"
+            self.exception = err
+        else:
+            self.exit_status = "fail"
+            self.reason = self.reason or str(err) or repr(err)
+            self.exception = self.error = err
+
+    # ---- requests from control calls (on the loop thread) ---------------------------------
+    def _request(self, kind: str, payload: Any) -> None:
+        current = self.interrupt
+        if current is None or _PRIORITY[kind] >= _PRIORITY[current[0]]:
+            self.interrupt = (kind, payload)
+        if self.inflight is not None:
+            self.inflight.cancel()
+
+    def _state(self, new: str) -> None:
+        engine = self.engine
+        if not engine.state.is_panicked and engine.state != new:
+            engine._set_state(new)
+
+    def request_pause(self, defer: bool, name: str | None) -> None:
+        if self.finished:
+            return
+        if defer:
+            self.deferred_pause = True
+            self.engine.deferred_pause_requested = True
+            print("Deferred pause acknowledged. Continuing to checkpoint.")
+            return
+        print("Pausing...")
+        if self.engine.state == "running":
+            self._state("pausing")
+        self._request("pause", name)
+
+    def request_interrupt(self, kind: str, reason: str) -> None:
+        if self.finished:
+            return
+        print(_MESSAGES[kind])
+        self._state(_STATES[kind])
+        self._request(kind, reason)
+
+    def request_suspend(self, fut: Any, pre_plan: Any, post_plan: Any, justification: Any) -> None:
+        if self.finished:
+            return
+        if not self.cache.resumable:
+            print("No checkpoint; cannot suspend.")
+            self.request_interrupt("unresumable", "")
+            return
+        suspension = (fut, pre_plan, post_plan, justification)
+        if self.paused:
+            self._held_suspensions.append(suspension)
+            return
+        print(f"Suspension occurred at {time.ctime()}.")
+        if self.engine.state == "running":
+            self._state("suspending")
+        self._held_suspensions.append(suspension)
+        self._request("suspend", None)
+
+    def decide(self, kind: str, reason: str) -> None:
+        """While paused: 'resume', 'stop', 'abort' or 'halt'."""
+        if self._decision is not None and not self._decision.done():
+            if kind != "resume":
+                print(_MESSAGES[kind])
+            self._decision.set_result((kind, reason))
+
+    # ---- acting on requests, between messages ---------------------------------------------
+    async def _interrupted(self, response: Any, exc: BaseException | None) -> tuple:
+        kind, payload = self.interrupt
+        self.interrupt = None
+        if isinstance(response, _CutShort):
+            owed = REPLAYED if response.cached else None
+        else:
+            owed = response
+        if kind == "pause":
+            if not self.cache.resumable:
+                self._state("pausing")
+                return self._begin("unresumable", "")
+            kind, payload = await self._pause()
+            if kind == "resume":
+                self._resume(owed, exc)
+                return None, None
+        if kind == "suspend":
+            self._state("running")
+            for fut, pre, post, why in self._held_suspensions:
+                start_msg = Msg("_start_suspender", None, pre, post, why, fut)
+                self.stack.push(single_gen(start_msg), owed, exc)
+                owed, exc = REPLAYED, None
+            self._held_suspensions.clear()
+            return None, None
+        return self._begin(kind, payload)
+
+    def _begin(self, kind: str, reason: str) -> tuple:
+        """Start a stop, abort or halt: the exception to throw into the plan."""
+        self._state(_STATES[kind])
+        self.interrupted = True
+        if kind != "stop":
+            self.exit_status = "abort"
+        if reason:
+            self.reason = reason
+        self.halting = kind == "halt"
+        err = _EXCEPTIONS[kind]()
+        self.exception = err
+        return None, err
+
+    async def _pause(self) -> tuple[str, str]:
+        """Pause: stop what moves, tell the user's thread, and wait for a decision."""
+        self._state("pausing")
+        for bundle in self.runs.values():
+            bundle.record_interruption("pause")
+        self.hold_devices()
+        self._state("paused")
+        self.paused = True
+        self._decision = self.loop.create_future()
+        self.engine._blocking.set()
+        try:
+            return await self._decision
+        finally:
+            self.paused = False
+            self._decision = None
+
+    def hold_devices(self) -> None:
+        """What a pause or suspension does to hardware: stop movers, pause Pausables."""
+        self.statuses.pardon()
+        self.stop_movers()
+        for obj in list(self.seen):
+            if _is_pausable(obj):
+                try:
+                    obj.pause()
+                except NoReplayAllowed:
+                    self.checkpoint()
+        for bundle in self.runs.values():
+            bundle.suspend_monitors()
+
+    def release_devices(self) -> None:
+        for bundle in self.runs.values():
+            bundle.restore_monitors()
+        for obj in list(self.seen):
+            if _is_pausable(obj):
+                obj.resume()
+
+    def _resume(self, owed: Any, exc: BaseException | None) -> None:
+        self._state("running")
+        self.release_devices()
+        for bundle in self.runs.values():
+            bundle.record_interruption("resume")
+        self.stack.push(self.rewind(), owed, exc)
+        for fut, pre, post, why in self._held_suspensions:
+            self.stack.push(single_gen(Msg("_start_suspender", None, pre, post, why, fut)))
+        self._held_suspensions.clear()
+
+    def rewind(self) -> Any:
+        """Back to the last checkpoint: a generator replaying the messages since then."""
+        for bundle in self.runs.values():
+            bundle.rewind()
+        return replay(self.cache.take())
+
+    def checkpoint(self) -> None:
+        """Make this point the one a resume returns to."""
+        self.cache.checkpoint()
+        if self.cache.resumable:
+            for bundle in self.runs.values():
+                bundle.checkpoint()
+
+    def stop_movers(self) -> None:
+        for obj in list(self.moved):
+            stop = getattr(obj, "stop", None)
+            if stop is None:
+                continue
+            try:
+                stop(success=True)
+            except TypeError:
+                stop()
+            except Exception as err:  # noqa: BLE001 - one device must not keep others moving
+                print(f"Failed to stop {obj!r}: {err!r}")
+
+    # ---- the end ---------------------------------------------------------------------------
+    async def _finalize(self) -> None:
+        engine = self.engine
+        try:
+            self.statuses.pardon()
+            self.stop_movers()
+            for bundle in self.runs.values():
+                bundle.clear_monitors()
+                await self._backstop_collect(bundle)
+            for obj in reversed(list(self.staged)):
+                try:
+                    obj.unstage()
+                except Exception as err:  # noqa: BLE001 - keep unstaging the others
+                    print(f"Failed to unstage {obj!r}: {err!r}")
+            self.staged.clear()
+            for key in list(self.runs):
+                bundle = self.runs.pop(key)
+                try:
+                    bundle.stop(self.exit_status, self.reason)
+                except Exception as err:  # noqa: BLE001 - a failing callback must not hide the run
+                    if self.error is None:
+                        self.error = err
+            for gen in self.stack.close():
+                print(f"The plan {gen!r} tried to yield a value on close.  Please fix your plan.")
+        finally:
+            self.finished = True
+            if engine.state.is_panicked:
+                engine._panic_return = "idle"
+            else:
+                engine._set_state("idle")
+            engine._blocking.set()
+
+    async def _backstop_collect(self, bundle: RunBundle) -> None:
+        collect = self.engine._command_registry.get("collect")
+        for obj in list(bundle.uncollected):
+            try:
+                result = start(collect(Msg("collect", obj)))
+                if type(result) is Suspended:
+                    await result.finish()
+            except Exception as err:  # noqa: BLE001 - the run still closes
+                print(f"Failed to collect {obj!r}: {err!r}")

@@ -1,0 +1,60 @@
+"""The engine's event loop thread, shared with bluesky's helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import weakref
+
+from bluesky import run_engine as _bluesky_re
+
+__all__ = ["BlockingDuringTask", "ensure_loop_thread"]
+
+_threads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def ensure_loop_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread:
+    """Run ``loop`` forever on a daemon thread named ``bluesky-run-engine``; return the thread.
+
+    Idempotent. bluesky's own registry of loop threads is consulted and updated too, so a
+    bluesky RunEngine and ours can share a loop.
+    """
+    bluesky_threads = _bluesky_re._ensure_event_loop_running.loop_to_thread
+    th = _threads.get(loop) or bluesky_threads.get(loop)
+    if th is None:
+        if loop.is_running():
+            raise RuntimeError(f"The event loop {loop!r} is running on a thread we did not start.")
+        started = threading.Event()
+        loop.call_soon_threadsafe(started.set)
+        th = threading.Thread(target=loop.run_forever, daemon=True, name="bluesky-run-engine")
+        th.start()
+        started.wait(5)
+    _threads[loop] = th
+    bluesky_threads[loop] = th
+    return th
+
+
+class BlockingDuringTask:
+    """Wait for the engine in short timed slices, so signal handlers run promptly.
+
+    With matplotlib on a Qt backend already imported, bluesky's DefaultDuringTask runs the Qt
+    loop instead, so live plots stay responsive.
+    """
+
+    def __init__(self) -> None:
+        self._qt = None
+        if "matplotlib" in sys.modules:
+            import matplotlib
+
+            if "qt" in matplotlib.get_backend().lower():
+                from bluesky.utils import DefaultDuringTask
+
+                self._qt = DefaultDuringTask()
+
+    def block(self, blocking_event: threading.Event) -> None:
+        if self._qt is not None:
+            self._qt.block(blocking_event)
+            return
+        while not blocking_event.wait(0.1):
+            pass

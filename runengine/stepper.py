@@ -1,0 +1,157 @@
+"""The stepping core: the stack of plans and the cache of messages since the last checkpoint.
+
+Pure data structures, no threads, no event loop: tests drive them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from typing import Any
+
+from bluesky.utils import Msg
+
+__all__ = ["REPLAYED", "MessageCache", "PlanFinished", "PlanStack", "replay"]
+
+# Messages never cached for replay: they change the engine's own bookkeeping, not the hardware.
+UNCACHEABLE = frozenset(
+    {
+        "pause",
+        "subscribe",
+        "unsubscribe",
+        "stage",
+        "unstage",
+        "monitor",
+        "unmonitor",
+        "open_run",
+        "close_run",
+        "install_suspender",
+        "remove_suspender",
+        "_start_suspender",
+    }
+)
+
+
+class PlanFinished(Exception):
+    """The bottom plan of the stack returned ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+class _Replayed:
+    def __repr__(self) -> str:
+        return "REPLAYED"
+
+
+#: Owed to a plan whose message was cut short: it receives the response of that message's replay.
+REPLAYED = _Replayed()
+
+
+class PlanStack:
+    """Generators stacked on one another; each one below the top is owed a response.
+
+    ``advance`` sends a response (or throws an exception) into the top generator and returns the
+    next message. A generator that returns is popped and the one below receives what it was owed;
+    one that raises is popped and its exception is thrown into the one below.
+    """
+
+    __slots__ = ("_gens", "_owed")
+
+    def __init__(self, plan: Generator) -> None:
+        self._gens: list[Generator] = [plan]
+        self._owed: list[tuple[Any, BaseException | None]] = []
+
+    def __len__(self) -> int:
+        return len(self._gens)
+
+    def push(self, gen: Generator, owed: Any = None, owed_exc: BaseException | None = None) -> None:
+        """Put ``gen`` on top; when it ends, the generator below gets ``owed`` (or ``owed_exc``)."""
+        self._owed.append((owed, owed_exc))
+        self._gens.append(gen)
+
+    def advance(self, value: Any = None, exc: BaseException | None = None) -> Msg:
+        """Send ``value`` (or throw ``exc``) into the plan; return the next message.
+
+        Raises PlanFinished when the bottom plan returns, or the bottom plan's exception.
+        """
+        gens = self._gens
+        while True:
+            gen = gens[-1]
+            try:
+                return gen.send(value) if exc is None else gen.throw(exc)
+            except StopIteration as stop:
+                gens.pop()
+                if not gens:
+                    raise PlanFinished(stop.value) from None
+                owed, exc = self._owed.pop()
+                if owed is not REPLAYED:
+                    value = owed
+            except BaseException as err:
+                gens.pop()
+                if not gens:
+                    raise
+                self._owed.pop()
+                value, exc = None, err
+
+    def close(self) -> list[Generator]:
+        """Close every generator, top first; return those that yielded instead of closing."""
+        misbehaving = []
+        while self._gens:
+            gen = self._gens.pop()
+            try:
+                gen.close()
+            except RuntimeError:
+                misbehaving.append(gen)
+            except Exception:  # noqa: BLE001 - a plan's cleanup error must not mask the outcome
+                pass
+        self._owed.clear()
+        return misbehaving
+
+
+def replay(msgs: Iterable[Msg]) -> Generator[Msg, Any, None]:
+    """A generator over cached messages; responses are discarded (but see REPLAYED)."""
+    for msg in msgs:
+        yield msg
+
+
+class MessageCache:
+    """Messages processed since the last checkpoint: what a resume replays.
+
+    ``msgs is None`` means the plan cleared its checkpoint and cannot be resumed for the rest
+    of the call (bluesky's sticky ``clear_checkpoint``).
+    """
+
+    __slots__ = ("msgs", "rewindable")
+
+    def __init__(self) -> None:
+        self.msgs: list[Msg] | None = []
+        self.rewindable = True
+
+    @property
+    def resumable(self) -> bool:
+        return self.msgs is not None
+
+    def record(self, msg: Msg) -> bool:
+        """Remember ``msg`` for replay if it is cacheable; return whether it was."""
+        msgs = self.msgs
+        if msgs is not None and self.rewindable and msg.command not in UNCACHEABLE:
+            msgs.append(msg)
+            return True
+        return False
+
+    def checkpoint(self) -> None:
+        """Forget everything before now (does nothing once cleared)."""
+        if self.msgs is not None:
+            self.msgs = []
+
+    def clear(self) -> None:
+        """No checkpoint to return to for the rest of the call."""
+        self.msgs = None
+
+    def take(self) -> list[Msg]:
+        """The messages to replay on resume; the cache starts over (replayed ones are re-cached)."""
+        msgs = self.msgs or []
+        if self.msgs is not None:
+            self.msgs = []
+        return msgs
