@@ -151,7 +151,7 @@ class RunBundle:
     def reconfigure(self, obj: Any, conf_keys: dict, conf: dict) -> None:
         """New configuration for ``obj``: re-emit every descriptor that includes it."""
         data, stamps = split_reading(conf)
-        for (stream, known), info in self.info.items():
+        for (_stream, known), info in self.info.items():
             if known is obj:
                 info.config = {"data": data, "timestamps": stamps, "data_keys": conf_keys}
         for name, stream in list(self.streams.items()):
@@ -302,7 +302,7 @@ class RunBundle:
         for obj, (cb, _) in list(self.monitors.items()):
             try:
                 obj.clear_sub(cb)
-            except Exception as err:  # noqa: BLE001 - reported by the caller
+            except Exception as err:
                 errors.append(err)
             del self.monitors[obj]
         return errors

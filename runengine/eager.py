@@ -33,7 +33,7 @@ class Suspended:
                     await asyncio.sleep(0)
                 else:
                     await awaiting
-            except BaseException as exc:  # noqa: BLE001 - every exception goes back into coro
+            except BaseException as exc:
                 try:
                     awaiting = coro.throw(exc)
                 except StopIteration as done:

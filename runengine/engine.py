@@ -20,7 +20,6 @@ import event_model
 from bluesky import run_engine as _bluesky_re
 from bluesky.run_engine import PAUSE_MSG, RunEngineResult
 from bluesky.utils import (
-    CallbackRegistry,
     Msg,
     RunEngineInterrupted,
     SigintHandler,
@@ -270,7 +269,8 @@ class RunEngine:
             depth = len(inspect.stack(0)) - 1
             if depth > self.max_depth:
                 raise RuntimeError(
-                    f"RunEngine.max_depth is set to {self.max_depth}; depth of {depth} was detected."
+                    f"RunEngine.max_depth is set to {self.max_depth}; "
+                    f"depth of {depth} was detected."
                 )
         if not self._state.is_idle:
             raise RuntimeError(f"The RunEngine is in a {self._state} state")
@@ -296,7 +296,8 @@ class RunEngine:
                 justifications.append(justification)
         if futures:
             print(
-                "At least one suspender has tripped. The plan will begin when all suspenders are ready."
+                "At least one suspender has tripped. "
+                "The plan will begin when all suspenders are ready."
             )
             for justification in justifications:
                 print(f"Justification: {justification}")

@@ -116,7 +116,7 @@ class Execution:
                 except PlanFinished as done:
                     self.plan_return = done.value
                     break
-                except BaseException as err:  # noqa: BLE001 - every plan outcome is classified
+                except BaseException as err:
                     self._plan_raised(err)
                     break
                 response = exc = None
@@ -138,7 +138,7 @@ class Execution:
                     response = start(handler(msg))
                     if type(response) is Suspended:
                         response = await self._wait_on(response, cached)
-                except Exception as err:  # noqa: BLE001 - thrown into the plan at its yield
+                except Exception as err:
                     response, exc = None, err
                 now = time.monotonic()
                 if now - tick > YIELD_EVERY:
@@ -338,7 +338,7 @@ class Execution:
                 stop(success=True)
             except TypeError:
                 stop()
-            except Exception as err:  # noqa: BLE001 - one device must not keep others moving
+            except Exception as err:
                 print(f"Failed to stop {obj!r}: {err!r}")
 
     # ---- the end ---------------------------------------------------------------------------
@@ -353,14 +353,14 @@ class Execution:
             for obj in reversed(list(self.staged)):
                 try:
                     obj.unstage()
-                except Exception as err:  # noqa: BLE001 - keep unstaging the others
+                except Exception as err:
                     print(f"Failed to unstage {obj!r}: {err!r}")
             self.staged.clear()
             for key in list(self.runs):
                 bundle = self.runs.pop(key)
                 try:
                     bundle.stop(self.exit_status, self.reason)
-                except Exception as err:  # noqa: BLE001 - a failing callback must not hide the run
+                except Exception as err:
                     if self.error is None:
                         self.error = err
             for gen in self.stack.close():
@@ -380,5 +380,5 @@ class Execution:
                 result = start(collect(Msg("collect", obj)))
                 if type(result) is Suspended:
                     await result.finish()
-            except Exception as err:  # noqa: BLE001 - the run still closes
+            except Exception as err:
                 print(f"Failed to collect {obj!r}: {err!r}")

@@ -63,7 +63,7 @@ _INTERNED = {name: EngineState(name) for name in STATES}
 
 
 def check_transition(old: str, new: str) -> EngineState:
-    """Return the state object for ``new``; raise TransitionError if ``old -> new`` is not allowed."""
+    """The state object for ``new``; TransitionError if ``old -> new`` is not allowed."""
     if new not in TRANSITIONS.get(old, ()):
         raise TransitionError(f"Cannot transit from {old!r} to {new!r}.")
     return _INTERNED[new]

@@ -19,7 +19,7 @@ def failed_status(status: Any) -> FailedStatus:
         cause = status.exception(timeout=0)
     except TypeError:
         cause = status.exception()
-    except Exception as exc:  # noqa: BLE001 - a status that cannot say why: keep what it raised
+    except Exception as exc:
         cause = exc
     err.__cause__ = cause
     return err

@@ -103,7 +103,7 @@ class PlanStack:
                 gen.close()
             except RuntimeError:
                 misbehaving.append(gen)
-            except Exception:  # noqa: BLE001 - a plan's cleanup error must not mask the outcome
+            except Exception:
                 pass
         self._owed.clear()
         return misbehaving
@@ -111,7 +111,7 @@ class PlanStack:
 
 def replay(msgs: Iterable[Msg]) -> Generator[Msg, Any, None]:
     """A generator over cached messages; responses are discarded (but see REPLAYED)."""
-    for msg in msgs:
+    for msg in msgs:  # noqa: UP028 - `yield from` a list would fail on send()
         yield msg
 
 
