@@ -30,6 +30,7 @@ from bluesky.utils import (
 from event_model import DocumentNames
 
 from .commands import BUILTIN_COMMANDS
+from .eager import start
 from .execution import Execution
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .states import EngineState, TransitionError, check_transition, state
@@ -137,8 +138,9 @@ class RunEngine:
         self._suspenders: set = set()
         self._pause_requests: dict[str, Callable[[], bool]] = {}
         self._command_registry: dict[str, Callable] = {}
+        self._plain_commands: dict[str, Callable] = {}  # the subset that never needs awaiting
         for name, handler in BUILTIN_COMMANDS.items():
-            self._command_registry[name] = types.MethodType(handler, self)
+            self._add_command(name, types.MethodType(handler, self))
 
     # ---- read-only surface -------------------------------------------------------------
     @property
@@ -217,21 +219,26 @@ class RunEngine:
         if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
             getattr(func, "__call__", None)  # noqa: B004 - async __call__ objects
         ):
-            self._command_registry[name] = func
+            self._add_command(name, func)
         else:
 
-            async def call(msg: Msg, _func: Callable = func) -> Any:
+            def call(msg: Msg, _func: Callable = func) -> Any:
                 result = _func(msg)
-                if inspect.iscoroutine(result):
-                    result = await result
-                return result
+                return start(result) if inspect.iscoroutine(result) else result
 
             call.__doc__ = func.__doc__
-            self._command_registry[name] = call
+            self._add_command(name, call)
+
+    def _add_command(self, name: str, func: Callable) -> None:
+        self._command_registry[name] = func
+        self._plain_commands.pop(name, None)
+        if not inspect.iscoroutinefunction(func):
+            self._plain_commands[name] = func
 
     def unregister_command(self, name: str) -> None:
         """Forget the handler of ``name`` (ignored if unknown)."""
         self._command_registry.pop(name, None)
+        self._plain_commands.pop(name, None)
 
     def print_command_registry(self, verbose: bool = False) -> str:
         """Text listing every command with the first line of its handler's docstring."""

@@ -24,7 +24,7 @@ from bluesky.utils import (
 
 from .eager import Suspended, start
 from .statuses import StatusGroups
-from .stepper import REPLAYED, MessageCache, PlanFinished, PlanStack, replay
+from .stepper import REPLAYED, UNCACHEABLE, MessageCache, PlanFinished, PlanStack, replay
 
 if TYPE_CHECKING:
     from .documents import RunBundle
@@ -99,9 +99,10 @@ class Execution:
 
     # ---- the message loop ----------------------------------------------------------------
     async def run(self) -> None:
+        """Feed the plan's messages to their handlers until it ends; then clean up."""
         engine = self.engine
-        stack, cache, registry = self.stack, self.cache, engine._command_registry
-        seen = self.seen
+        stack, cache, statuses, seen = self.stack, self.cache, self.statuses, self.seen
+        plain, handlers = engine._plain_commands, engine._command_registry
         response: Any = None
         exc: BaseException | None = None
         tick = time.monotonic()
@@ -109,8 +110,8 @@ class Execution:
             while True:
                 if self.interrupt is not None:
                     response, exc = await self._interrupted(response, exc)
-                elif self.statuses.failure is not None and exc is None:
-                    exc = self.statuses.take_failure()
+                elif statuses.failure is not None and exc is None:
+                    exc = statuses.take_failure()
                 try:
                     msg = stack.advance(response, exc)
                 except PlanFinished as done:
@@ -125,17 +126,24 @@ class Execution:
                 try:
                     if type(msg) is not Msg and not isinstance(msg, Msg):
                         raise TypeError(f"A plan must yield bluesky.utils.Msg objects, not {msg!r}")
-                    hook = engine.msg_hook
-                    if hook is not None:
-                        hook(msg)
-                    obj = msg.obj
+                    command, obj = msg.command, msg.obj
+                    if engine.msg_hook is not None:
+                        engine.msg_hook(msg)
                     if obj is not None and obj not in seen:
                         seen[obj] = None
-                    cached = cache.record(msg)
-                    handler = registry.get(msg.command)
-                    if handler is None:
-                        raise InvalidCommand(msg.command)
-                    response = start(handler(msg))
+                    # MessageCache.record, inlined: this runs for every message.
+                    msgs = cache.msgs
+                    cached = msgs is not None and cache.rewindable and command not in UNCACHEABLE
+                    if cached:
+                        msgs.append(msg)
+                    handler = plain.get(command)
+                    if handler is not None:
+                        response = handler(msg)
+                    else:
+                        handler = handlers.get(command)
+                        if handler is None:
+                            raise InvalidCommand(command)
+                        response = start(handler(msg))
                     if type(response) is Suspended:
                         response = await self._wait_on(response, cached)
                 except Exception as err:

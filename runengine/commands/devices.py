@@ -26,7 +26,7 @@ def _kwargs(msg: Msg) -> tuple[Any, dict]:
 
 
 @command("set")
-async def set_(RE: Any, msg: Msg) -> Any:
+def set_(RE: Any, msg: Msg) -> Any:
     """``obj.set(*args)``; returns the Status, tracked in ``group``. Stopped on pause and exit."""
     obj = msg.obj
     group, kwargs = _kwargs(msg)
@@ -40,7 +40,7 @@ async def set_(RE: Any, msg: Msg) -> Any:
 
 
 @command("trigger")
-async def trigger(RE: Any, msg: Msg) -> Any:
+def trigger(RE: Any, msg: Msg) -> Any:
     """``obj.trigger()``; returns the Status, tracked in ``group``."""
     obj = msg.obj
     group, kwargs = _kwargs(msg)
@@ -53,7 +53,7 @@ async def trigger(RE: Any, msg: Msg) -> Any:
 
 
 @command("stage")
-async def stage(RE: Any, msg: Msg) -> Any:
+def stage(RE: Any, msg: Msg) -> Any:
     """Stage ``obj`` (unstaged at the end of the call); an implicit checkpoint."""
     obj = msg.obj
     group, _ = _kwargs(msg)
@@ -71,7 +71,7 @@ async def stage(RE: Any, msg: Msg) -> Any:
 
 
 @command("unstage")
-async def unstage(RE: Any, msg: Msg) -> Any:
+def unstage(RE: Any, msg: Msg) -> Any:
     """Unstage ``obj``; an implicit checkpoint."""
     obj = msg.obj
     group, _ = _kwargs(msg)
@@ -87,7 +87,7 @@ async def unstage(RE: Any, msg: Msg) -> Any:
 
 
 @command("kickoff")
-async def kickoff(RE: Any, msg: Msg) -> Any:
+def kickoff(RE: Any, msg: Msg) -> Any:
     """Start a flyer (needs an open run); collected at the end of the run if nobody does."""
     bundle = run_of(RE, msg, "kickoff")
     obj = supports(msg.obj, "kickoff", "complete", command="kickoff")
@@ -98,7 +98,7 @@ async def kickoff(RE: Any, msg: Msg) -> Any:
 
 
 @command("complete")
-async def complete(RE: Any, msg: Msg) -> Any:
+def complete(RE: Any, msg: Msg) -> Any:
     """``obj.complete()``; returns the Status, tracked in ``group``."""
     obj = supports(msg.obj, "complete", command="complete")
     group, kwargs = _kwargs(msg)
@@ -106,7 +106,7 @@ async def complete(RE: Any, msg: Msg) -> Any:
 
 
 @command("prepare")
-async def prepare(RE: Any, msg: Msg) -> Any:
+def prepare(RE: Any, msg: Msg) -> Any:
     """``obj.prepare(value)``; returns the Status, tracked in ``group``."""
     obj = supports(msg.obj, "prepare", command="prepare")
     group, kwargs = _kwargs(msg)

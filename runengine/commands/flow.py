@@ -14,12 +14,12 @@ from .registry import command
 
 
 @command("null")
-async def null(RE: Any, msg: Msg) -> None:
+def null(RE: Any, msg: Msg) -> None:
     """Do nothing."""
 
 
 @command("RE_class")
-async def re_class(RE: Any, msg: Msg) -> type:
+def re_class(RE: Any, msg: Msg) -> type:
     """Return the engine's class."""
     return type(RE)
 
@@ -68,7 +68,7 @@ async def sleep(RE: Any, msg: Msg) -> None:
 
 
 @command("checkpoint")
-async def checkpoint(RE: Any, msg: Msg) -> None:
+def checkpoint(RE: Any, msg: Msg) -> None:
     """Mark a safe place to resume from; a deferred pause happens here."""
     ex = RE._exec
     for bundle in ex.runs.values():
@@ -84,7 +84,7 @@ async def checkpoint(RE: Any, msg: Msg) -> None:
 
 
 @command("clear_checkpoint")
-async def clear_checkpoint(RE: Any, msg: Msg) -> None:
+def clear_checkpoint(RE: Any, msg: Msg) -> None:
     """No resuming from here on: a pause becomes an abort for the rest of the call."""
     ex = RE._exec
     ex.cache.clear()
@@ -93,7 +93,7 @@ async def clear_checkpoint(RE: Any, msg: Msg) -> None:
 
 
 @command("rewindable")
-async def rewindable(RE: Any, msg: Msg) -> bool:
+def rewindable(RE: Any, msg: Msg) -> bool:
     """Set whether messages are cached for replay (if given); returns the flag."""
     ex = RE._exec
     flag = msg.args[0] if msg.args else None
@@ -104,7 +104,7 @@ async def rewindable(RE: Any, msg: Msg) -> bool:
 
 
 @command("pause")
-async def pause(RE: Any, msg: Msg) -> None:
+def pause(RE: Any, msg: Msg) -> None:
     """Pause now, or at the next checkpoint with ``defer=True``; may carry a name and callback."""
     unknown = set(msg.kwargs) - {"defer", "name", "callback"}
     if unknown:
@@ -124,7 +124,7 @@ async def input_(RE: Any, msg: Msg) -> str:
 
 
 @command("subscribe")
-async def subscribe(RE: Any, msg: Msg) -> int:
+def subscribe(RE: Any, msg: Msg) -> int:
     """Subscribe a callback until the next call: ``Msg('subscribe', None, func, name)``."""
     func, *rest = msg.args
     name = rest[0] if rest else msg.kwargs.get("name", "all")
@@ -135,7 +135,7 @@ async def subscribe(RE: Any, msg: Msg) -> int:
 
 
 @command("unsubscribe")
-async def unsubscribe(RE: Any, msg: Msg) -> None:
+def unsubscribe(RE: Any, msg: Msg) -> None:
     """Remove a subscription made with Msg('subscribe')."""
     token = msg.args[0] if msg.args else msg.kwargs["token"]
     if token not in RE._temp_tokens:
@@ -146,13 +146,13 @@ async def unsubscribe(RE: Any, msg: Msg) -> None:
 
 
 @command("install_suspender")
-async def install_suspender(RE: Any, msg: Msg) -> None:
+def install_suspender(RE: Any, msg: Msg) -> None:
     """Install a suspender for the rest of the session."""
     RE.install_suspender(msg.args[0])
 
 
 @command("remove_suspender")
-async def remove_suspender(RE: Any, msg: Msg) -> None:
+def remove_suspender(RE: Any, msg: Msg) -> None:
     """Remove a suspender."""
     RE.remove_suspender(msg.args[0])
 
@@ -162,7 +162,7 @@ def _plan_of(plan: Any) -> Any:
 
 
 @command("_start_suspender")
-async def start_suspender(RE: Any, msg: Msg) -> None:
+def start_suspender(RE: Any, msg: Msg) -> None:
     """Internal: hold the hardware, wait for the suspender to clear, then replay."""
     pre_plan, post_plan, justification, fut = msg.args
     ex = RE._exec
@@ -190,6 +190,6 @@ async def start_suspender(RE: Any, msg: Msg) -> None:
 
 
 @command("_resume_from_suspender")
-async def resume_from_suspender(RE: Any, msg: Msg) -> None:
+def resume_from_suspender(RE: Any, msg: Msg) -> None:
     """Internal: restore monitors and resume Pausable devices after a suspension."""
     RE._exec.release_devices()

@@ -1,4 +1,9 @@
-"""The one registry of built-in message commands."""
+"""The one registry of built-in message commands.
+
+A handler is ``def handler(RE, msg)`` or ``async def handler(RE, msg)``. Plain ones run inline
+in the message loop (the fast path); a plain handler that sometimes has to wait returns
+``eager.start(coroutine)``, which the loop awaits only if it really suspends.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ BUILTIN_COMMANDS: dict[str, Callable] = {}
 
 
 def command(*names: str) -> Callable[[Callable], Callable]:
-    """Register an ``async def handler(RE, msg)`` under each of ``names``."""
+    """Register ``handler(RE, msg)`` (plain or async) under each of ``names``."""
 
     def register(func: Callable) -> Callable:
         for name in names:

@@ -89,7 +89,7 @@ async def open_run(RE: Any, msg: Msg) -> str:
 
 
 @command("close_run")
-async def close_run(RE: Any, msg: Msg) -> str:
+def close_run(RE: Any, msg: Msg) -> str:
     """Close a run: emit its stop document; returns the run's start uid."""
     ex = RE._exec
     bundle = ex.runs.get(msg.run)
@@ -135,7 +135,7 @@ async def declare_stream(RE: Any, msg: Msg) -> tuple:
 
 
 @command("create")
-async def create(RE: Any, msg: Msg) -> None:
+def create(RE: Any, msg: Msg) -> None:
     """Open an event bundle for the stream ``name``; later reads join it until save/drop."""
     bundle = run_of(RE, msg, "create an event bundle")
     name = msg.kwargs.get("name")
@@ -172,7 +172,7 @@ async def read(RE: Any, msg: Msg) -> dict:
 
 
 @command("save")
-async def save(RE: Any, msg: Msg) -> None:
+def save(RE: Any, msg: Msg) -> None:
     """Close the event bundle and emit it as an event (its descriptor first, if new)."""
     bundle = RE._exec.runs.get(msg.run)
     if bundle is None:
@@ -181,7 +181,7 @@ async def save(RE: Any, msg: Msg) -> None:
 
 
 @command("drop")
-async def drop(RE: Any, msg: Msg) -> None:
+def drop(RE: Any, msg: Msg) -> None:
     """Discard the event bundle."""
     bundle = RE._exec.runs.get(msg.run)
     if bundle is None:
