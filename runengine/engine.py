@@ -29,6 +29,7 @@ from bluesky.utils import (
 )
 from event_model import DocumentNames
 
+from . import speedups
 from .commands import BUILTIN_COMMANDS
 from .eager import start
 from .execution import Execution
@@ -92,6 +93,7 @@ class RunEngine:
         during_task: Any = None,
         call_returns_result: bool = False,
     ) -> None:
+        speedups.install()
         self.md = {} if md is None else md
         versions = self.md.setdefault("versions", {})
         versions["bluesky"] = bluesky.__version__

@@ -1,0 +1,67 @@
+"""Make bluesky's plan library cheaper to call, without changing what it does.
+
+Every plan stub decorated with ``bluesky.utils.plan`` wraps its generator in ``Plan``, whose
+constructor formats the whole call stack (reading source lines from disk) in case the plan is
+never iterated and a warning is due. That costs about 0.1 ms per stub call, more than our engine
+spends on a whole event. ``install()`` records the stack as (file, line, function) tuples
+by keeping a reference to the calling frame (and its line at the time), and formats the stack
+only if the warning is actually given: the same warning, a hundredth of the cost. (Outer frames
+are shown at the line they have reached when the warning fires.)
+
+``RunEngine()`` installs it; set ``RUNENGINE_NO_SPEEDUPS=1`` to keep bluesky's original.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+from typing import Any
+
+from bluesky import utils as _bluesky_utils
+
+__all__ = ["install", "installed", "uninstall"]
+
+_Plan = _bluesky_utils.Plan
+_ORIGINAL = (_Plan.__init__, _Plan.__del__)
+
+
+def _plan_init(self: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+    self._iter = f(*args, **kwargs)
+    caller = sys._getframe(2)  # skip this __init__ and the @plan wrapper, as bluesky does
+    self._stack = (f.__name__, caller, caller.f_lineno)
+
+
+def _plan_del(self: Any) -> None:
+    if self._stack:
+        name, caller, lineno = self._stack
+        where = []
+        frame = caller
+        while frame is not None:
+            line = lineno if frame is caller else frame.f_lineno
+            where.append((frame.f_code.co_filename, line, frame.f_code.co_name, None))
+            frame = frame.f_back
+        where.reverse()
+        text = "".join(traceback.StackSummary.from_list(where).format())
+        text += (
+            f"RuntimeWarning: plan `{name}` was never iterated, did you mean to use `yield from`?"
+        )
+        warnings.warn("\n" + text, RuntimeWarning, stacklevel=1)
+
+
+def install() -> None:
+    """Swap in the cheap stack recording (idempotent; honours RUNENGINE_NO_SPEEDUPS)."""
+    if os.environ.get("RUNENGINE_NO_SPEEDUPS"):
+        return
+    _Plan.__init__ = _plan_init
+    _Plan.__del__ = _plan_del
+
+
+def uninstall() -> None:
+    """Restore bluesky's original ``Plan``."""
+    _Plan.__init__, _Plan.__del__ = _ORIGINAL
+
+
+def installed() -> bool:
+    return _Plan.__init__ is _plan_init
