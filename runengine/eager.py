@@ -32,6 +32,8 @@ class Suspended:
                 if awaiting is None:  # a bare yield, as asyncio.sleep(0) makes
                     await asyncio.sleep(0)
                 else:
+                    # We took the yield in the Task's place, so do what a Task does with it.
+                    awaiting._asyncio_future_blocking = False
                     await awaiting
             except BaseException as exc:
                 try:
