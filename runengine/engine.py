@@ -450,13 +450,14 @@ class RunEngine:
 
         A paused plan stays paused. Nothing runs or resumes until :meth:`all_is_well`.
         """
-        if self._state.is_panicked:
+        prior = self._state
+        if prior.is_panicked:
             return
-        ex = self._exec
-        if ex is not None and not self._state.is_paused and not self._state.is_idle:
-            self._on_loop(ex.request_interrupt, "abort", "panic")
-        self._panic_return = "paused" if self._state.is_paused else "idle"
+        self._panic_return = "paused" if prior.is_paused else "idle"
         self._set_state("panicked")
+        ex = self._exec
+        if ex is not None and not prior.is_paused and not prior.is_idle:
+            self._on_loop(ex.request_interrupt, "abort", "panic")
 
     def all_is_well(self) -> None:
         """Lift a panic: back to idle, or to paused if the panic came while paused."""

@@ -1,0 +1,270 @@
+"""Pause, resume, stop, abort, halt and panic: the basics (property tests live elsewhere)."""
+
+import threading
+import time
+
+import pytest
+from bluesky import plan_stubs as bps
+from bluesky import plans as bp
+from bluesky import preprocessors as bpp
+from bluesky.utils import Msg
+from ophyd.sim import SynAxis, SynGauss
+
+from runengine import RunEngine, RunEngineInterrupted, TransitionError
+
+
+@pytest.fixture
+def RE():
+    engine = RunEngine({}, context_managers=[])
+    yield engine
+    if engine.state.is_panicked:
+        engine.all_is_well()
+    if not engine.state.is_idle:
+        engine.halt()
+
+
+@pytest.fixture
+def docs(RE):
+    collected = []
+    RE.subscribe(lambda name, doc: collected.append((name, doc)))
+    return collected
+
+
+@pytest.fixture
+def devices():
+    motor = SynAxis(name="motor")
+    det = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)
+    return motor, det
+
+
+def later(delay, func, *args):
+    th = threading.Timer(delay, func, args)
+    th.start()
+    return th
+
+
+def wait_for_state(RE, name, timeout=5):
+    deadline = time.monotonic() + timeout
+    while RE.state != name:
+        assert time.monotonic() < deadline, f"state stayed {RE.state}, wanted {name}"
+        time.sleep(0.005)
+
+
+def events(docs):
+    return [d for n, d in docs if n == "event"]
+
+
+def test_planned_pause_then_resume_follows_the_state_table(RE):
+    states = []
+    RE.state_hook = lambda new, old: states.append((new, old))
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("open_run"), Msg("checkpoint"), Msg("pause"), Msg("close_run")])
+    assert RE.state == "paused"
+    RE.resume()
+    assert RE.state == "idle"
+    assert states == [
+        ("running", "idle"),
+        ("pausing", "running"),
+        ("paused", "pausing"),
+        ("running", "paused"),
+        ("idle", "running"),
+    ]
+
+
+def test_immediate_pause_during_a_sleep_replays_from_the_checkpoint(RE, docs, devices):
+    motor, det = devices
+
+    def plan():
+        yield from bps.open_run()
+        for x in range(3):
+            yield from bps.checkpoint()
+            yield from bps.mv(motor, x)
+            yield from bps.sleep(0.3 if x == 1 else 0)
+            yield from bps.trigger_and_read([det, motor])
+        yield from bps.close_run()
+
+    msgs = []
+    RE.msg_hook = lambda msg: msgs.append(msg.command)
+    later(0.15, RE.request_pause)
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    assert RE.state == "paused"
+    RE.resume()
+    evs = events(docs)
+    assert [e["seq_num"] for e in evs] == [1, 2, 3]
+    assert [e["data"]["motor"] for e in evs] == [0, 1, 2]
+    assert msgs.count("sleep") == 4  # the cut-short sleep was replayed
+    assert docs[-1][1]["exit_status"] == "success"
+
+
+def test_deferred_pause_waits_for_a_checkpoint(RE, docs, devices):
+    det = devices[1]
+
+    def plan():
+        yield from bps.open_run()
+        yield from bps.sleep(0.2)  # the request arrives here, before any new checkpoint
+        yield from bps.trigger_and_read([det])
+        yield from bps.checkpoint()
+        yield from bps.trigger_and_read([det])
+        yield from bps.close_run()
+
+    later(0.05, RE.request_pause, True)
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    assert len(events(docs)) == 1  # paused at the checkpoint, after the first event
+    RE.resume()
+    assert [e["seq_num"] for e in events(docs)] == [1, 2]
+
+
+def test_named_pause_request_blocks_resume_until_its_callback_allows(RE, capsys):
+    permission = {"ok": False}
+    later(0.1, RE.request_pause, False, "beam-watch", lambda: permission["ok"])
+    with pytest.raises(RunEngineInterrupted):
+        RE(bps.repeat(lambda: (yield from bps.checkpoint()) or (yield from bps.sleep(0.02)), 100))
+    assert RE.state == "paused"
+    assert RE.resume() == ["beam-watch"]
+    assert "beam-watch" in capsys.readouterr().out
+    assert RE.state == "paused"
+    permission["ok"] = True
+    RE.resume()
+    assert RE.state == "idle"
+
+
+def test_hard_keyword_is_not_defer(RE):
+    later(0.1, lambda: RE.request_pause(hard=True))
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("checkpoint"), Msg("sleep", None, 5), Msg("null")])
+    assert RE.state == "paused"
+    RE.stop()
+
+
+@pytest.mark.parametrize(
+    ("verb", "status", "reason"),
+    [("stop", "success", ""), ("abort", "abort", "beam lost"), ("halt", "abort", "")],
+)
+def test_stop_abort_halt_from_paused(RE, docs, devices, verb, status, reason):
+    det = devices[1]
+
+    def plan():
+        yield from bps.open_run()
+        yield from bps.checkpoint()
+        yield from bps.trigger_and_read([det])
+        yield from bps.pause()
+        yield from bps.trigger_and_read([det])
+        yield from bps.close_run()
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    args = (reason,) if verb == "abort" else ()
+    getattr(RE, verb)(*args)
+    assert RE.state == "idle"
+    stop = docs[-1][1]
+    assert docs[-1][0] == "stop"
+    assert stop["exit_status"] == status
+    assert stop["reason"] == reason
+    assert len(events(docs)) == 1
+
+
+def test_abort_from_another_thread_while_running(RE, docs, devices):
+    det = devices[1]
+    later(0.15, RE.abort, "operator said so")
+    with pytest.raises(RunEngineInterrupted):
+        RE(bp.count([det], 100, delay=0.02))
+    assert RE.state == "idle"
+    stop = docs[-1][1]
+    assert stop["exit_status"] == "abort"
+    assert stop["reason"] == "operator said so"
+    n = len(events(docs))
+    assert 0 < n < 100 and stop["num_events"]["primary"] == n
+
+
+def test_halt_skips_plan_cleanup(RE):
+    cleanup = []
+
+    def plan():
+        yield from bps.checkpoint()
+        yield from bps.sleep(5)
+
+    def cleanup_plan():
+        cleanup.append("ran")
+        yield from bps.null()
+
+    later(0.1, RE.halt)
+    with pytest.raises(RunEngineInterrupted):
+        RE(bpp.finalize_wrapper(plan(), cleanup_plan()))
+    assert cleanup == []
+    assert RE.state == "idle"
+
+
+def test_stop_runs_plan_cleanup(RE):
+    cleanup = []
+
+    def plan():
+        yield from bps.checkpoint()
+        yield from bps.sleep(5)
+
+    def cleanup_plan():
+        cleanup.append("ran")
+        yield from bps.null()
+
+    later(0.1, RE.stop)
+    with pytest.raises(RunEngineInterrupted):
+        RE(bpp.finalize_wrapper(plan(), cleanup_plan()))
+    assert cleanup == ["ran"]
+
+
+def test_pause_without_a_checkpoint_aborts(RE, docs):
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("open_run"), Msg("clear_checkpoint"), Msg("pause"), Msg("close_run")])
+    assert RE.state == "idle"
+    assert docs[-1][1]["exit_status"] == "abort"
+
+
+def test_request_pause_from_inside_a_plan_does_not_deadlock(RE):
+    def plan():
+        yield Msg("checkpoint")
+        RE.request_pause()
+        yield Msg("null")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    assert RE.state == "paused"
+    RE.resume()
+
+
+def test_control_verbs_from_idle_raise(RE):
+    for verb in (RE.resume, RE.stop, RE.abort, RE.halt):
+        with pytest.raises(TransitionError):
+            verb()
+    with pytest.raises(TransitionError):
+        RE.request_pause()
+
+
+def test_panic_while_running_aborts_for_good_until_all_is_well(RE, docs, devices):
+    det = devices[1]
+    later(0.1, RE.panic)
+    with pytest.raises(RunEngineInterrupted):
+        RE(bp.count([det], 100, delay=0.02))
+    assert RE.state == "panicked"
+    assert docs[-1][1]["exit_status"] == "abort"
+    with pytest.raises(RuntimeError, match="panicked"):
+        RE(bp.count([det]))
+    with pytest.raises(RuntimeError, match="panicked"):
+        RE.resume()
+    RE.all_is_well()
+    assert RE.state == "idle"
+    assert RE(bp.count([det]))
+
+
+def test_panic_while_paused_can_resume_after_all_is_well(RE, docs):
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("open_run"), Msg("checkpoint"), Msg("pause"), Msg("close_run")])
+    RE.panic()
+    assert RE.state == "panicked"
+    with pytest.raises(RuntimeError, match="panicked"):
+        RE.resume()
+    RE.all_is_well()
+    assert RE.state == "paused"
+    RE.resume()
+    assert RE.state == "idle"
+    assert docs[-1][1]["exit_status"] == "success"
