@@ -55,10 +55,10 @@ def make_cases(quick: bool) -> list[tuple[str, str, int, Callable]]:
     det = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)
     return [
         ("null messages", "msgs", 100_000 // scale, lambda n: null_plan(n)),
-        ("count([Signal], N)", "events", 20_000 // scale, lambda n: bp.count([signal], n)),
-        ("create/read/save", "events", 20_000 // scale, lambda n: create_read_save(signal, n)),
-        ("scan([det], motor)", "events", 2_000 // scale, lambda n: bp.scan([det], motor, -1, 1, n)),
-        ("mv(motor) loop", "moves", 2_000 // scale, lambda n: mv_loop(motor, n)),
+        ("count([Signal], N)", "events", 2_000 // scale, lambda n: bp.count([signal], n)),
+        ("create/read/save", "events", 5_000 // scale, lambda n: create_read_save(signal, n)),
+        ("scan([det], motor)", "events", 500 // scale, lambda n: bp.scan([det], motor, -1, 1, n)),
+        ("mv(motor) loop", "moves", 500 // scale, lambda n: mv_loop(motor, n)),
     ]
 
 
