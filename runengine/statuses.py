@@ -11,6 +11,8 @@ from bluesky.utils import FailedStatus
 
 __all__ = ["StatusGroups", "failed_status"]
 
+_PRUNE_AT = 256
+
 
 def failed_status(status: Any) -> FailedStatus:
     """``FailedStatus(status)`` whose cause is the status's own exception."""
@@ -45,7 +47,11 @@ class StatusGroups:
 
     def add(self, status: Any, group: Hashable) -> None:
         """Track ``status`` in ``group`` (None is a group too, as in bluesky)."""
-        self.groups.setdefault(group, []).append(status)
+        members = self.groups.setdefault(group, [])
+        members.append(status)
+        if len(members) > _PRUNE_AT:
+            # A group nobody waits on must not grow for ever: forget what finished well.
+            members[:] = [s for s in members if not (s.done and s.success)]
         if status.done:
             self._settled(self._generation, status)
         else:

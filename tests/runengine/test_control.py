@@ -268,3 +268,17 @@ def test_panic_while_paused_can_resume_after_all_is_well(RE, docs):
     RE.resume()
     assert RE.state == "idle"
     assert docs[-1][1]["exit_status"] == "success"
+
+
+def test_a_group_nobody_waits_on_stays_small(RE, devices):
+    motor = devices[0]
+    sizes = []
+
+    def plan():
+        for i in range(2000):
+            yield Msg("set", motor, i % 7)
+        sizes.append(len(RE._exec.statuses.groups[None]))
+        yield Msg("null")
+
+    RE(plan())
+    assert 0 < sizes[0] <= 257
