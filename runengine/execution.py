@@ -103,9 +103,11 @@ class Execution:
         engine = self.engine
         stack, cache, statuses, seen = self.stack, self.cache, self.statuses, self.seen
         plain, handlers = engine._plain_commands, engine._command_registry
+        gens = stack.generators
         response: Any = None
         exc: BaseException | None = None
         tick = time.monotonic()
+        count = 0
         try:
             while True:
                 if self.interrupt is not None:
@@ -113,7 +115,14 @@ class Execution:
                 elif statuses.failure is not None and exc is None:
                     exc = statuses.take_failure()
                 try:
-                    msg = stack.advance(response, exc)
+                    if exc is None:
+                        # PlanStack.advance's common case, inlined: this runs for every message.
+                        try:
+                            msg = gens[-1].send(response)
+                        except BaseException as err:
+                            msg = stack.unwind(err, response)
+                    else:
+                        msg = stack.advance(None, exc)
                 except PlanFinished as done:
                     self.plan_return = done.value
                     break
@@ -148,10 +157,12 @@ class Execution:
                         response = await self._wait_on(response, cached)
                 except Exception as err:
                     response, exc = None, err
-                now = time.monotonic()
-                if now - tick > YIELD_EVERY:
-                    tick = now
-                    await asyncio.sleep(0)
+                count += 1
+                if not count & 15:
+                    now = time.monotonic()
+                    if now - tick > YIELD_EVERY:
+                        tick = now
+                        await asyncio.sleep(0)
         finally:
             await self._finalize()
 

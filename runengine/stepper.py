@@ -70,29 +70,46 @@ class PlanStack:
         self._owed.append((owed, owed_exc))
         self._gens.append(gen)
 
+    @property
+    def generators(self) -> list[Generator]:
+        """The stack itself, top last (the message loop reads its top directly)."""
+        return self._gens
+
     def advance(self, value: Any = None, exc: BaseException | None = None) -> Msg:
         """Send ``value`` (or throw ``exc``) into the plan; return the next message.
 
         Raises PlanFinished when the bottom plan returns, or the bottom plan's exception.
         """
+        gen = self._gens[-1]
+        try:
+            return gen.send(value) if exc is None else gen.throw(exc)
+        except BaseException as err:
+            return self.unwind(err, value)
+
+    def unwind(self, err: BaseException, sent: Any = None) -> Msg:
+        """The top generator ended with ``err`` (StopIteration or an exception) when it was
+        sent ``sent``: pop it, carry on with the one below, and return the next message."""
         gens = self._gens
+        value: Any = sent
+        exc: BaseException | None = None
         while True:
-            gen = gens[-1]
-            try:
-                return gen.send(value) if exc is None else gen.throw(exc)
-            except StopIteration as stop:
-                gens.pop()
+            gens.pop()
+            if isinstance(err, StopIteration):
                 if not gens:
-                    raise PlanFinished(stop.value) from None
+                    raise PlanFinished(err.value) from None
                 owed, exc = self._owed.pop()
                 if owed is not REPLAYED:
                     value = owed
-            except BaseException as err:
-                gens.pop()
+            else:
                 if not gens:
-                    raise
+                    raise err
                 self._owed.pop()
                 value, exc = None, err
+            gen = gens[-1]
+            try:
+                return gen.send(value) if exc is None else gen.throw(exc)
+            except BaseException as next_err:
+                err = next_err
 
     def close(self) -> list[Generator]:
         """Close every generator, top first; return those that yielded instead of closing."""
