@@ -270,12 +270,43 @@ class RunBundle:
         self._emit("event", doc)
         return doc
 
-    def emit_assets(self, docs: list[tuple[str, dict]], stream: Stream | None) -> None:
-        """Emit resource/datum (and stream_*) documents, filling in what the engine owns."""
+    def emit_assets(
+        self, docs: list[tuple[str, dict]], stream: Stream | None, *, per_event: bool = True
+    ) -> int:
+        """Emit resource/datum and stream_resource/stream_datum documents of ``stream``.
+
+        The engine fills in ``run_start`` (resources) and, in stream datums, ``descriptor`` and
+        ``seq_nums`` (counted from the stream's next seq_num), checking them as bluesky does.
+        Returns the width of the stream datums' indices: at most 1 for one event (``per_event``).
+        """
+        width = 0
+        covered: set[str] = set()
         for name, doc in docs:
-            if name in ("resource", "stream_resource"):
+            if name == "resource":
                 doc = {**doc, "run_start": self.uid}
+            elif name == "stream_resource":
+                doc = self._stream_resource(doc, stream)
+            elif name == "stream_datum":
+                doc, width = self._stream_datum(doc, stream, width)
+                covered.add(self.stream_resources[doc["stream_resource"]])
+            elif name != "datum":
+                raise RuntimeError(
+                    f"Tried to emit an external asset {name!r}; acceptable external assets are "
+                    "'resource', 'stream_resource', 'datum' and 'stream_datum'"
+                )
             self._emit(name, doc)
+        if covered and stream is not None and covered != set(self._stream_keys(stream)):
+            raise RuntimeError(
+                f"Received `stream_datum` for each of the data_keys {sorted(covered)}, expected "
+                f"`stream_datum` for each of the data_keys {self._stream_keys(stream)}."
+            )
+        if per_event and width > 1:
+            raise RuntimeError(
+                "Received multiple indices in a `stream_datum` document for one event, during a "
+                '`read()` `save()`. `stream_datum` should have indices {"start": n, "stop": n+1} '
+                "in a `read()` `save()`."
+            )
+        return width
 
     def record_interruption(self, content: str) -> None:
         """An event in the ``interruptions`` stream, if the run records them."""
@@ -333,3 +364,84 @@ class RunBundle:
         }
         self._emit("stop", doc)
         return doc
+
+    # ---- flyers and stream assets (state made on first use: most runs have neither) -------
+    @property
+    def stream_resources(self) -> dict[str, str]:
+        """The ``data_key`` of every stream_resource this run emitted, by uid."""
+        return self.__dict__.setdefault("_stream_resources", {})
+
+    @property
+    def collect_descriptions(self) -> dict[Any, Any]:
+        """What each flyer's ``describe_collect()`` returned, asked once per run."""
+        return self.__dict__.setdefault("_collect_descriptions", {})
+
+    def emit_event_page(
+        self, stream: Stream, data: dict, timestamps: dict, filled: dict, size: int
+    ) -> dict:
+        """Emit ``size`` events of ``stream`` as one event_page, numbered from its next seq_num."""
+        name = stream.descriptor["name"]
+        first = self.seq[name]
+        self.seq[name] = first + size
+        doc = {
+            "uid": [new_uid() for _ in range(size)],
+            "time": [time.time()] * size,
+            "data": data,
+            "timestamps": timestamps,
+            "seq_num": list(range(first, first + size)),
+            "filled": filled,
+            "descriptor": stream.uid,
+        }
+        self._emit("event_page", doc)
+        return doc
+
+    @staticmethod
+    def _stream_keys(stream: Stream) -> list[str]:
+        """The data keys of ``stream`` that stream datums fill ("STREAM:" external ones)."""
+        data_keys = stream.descriptor["data_keys"]
+        return [key for key, dk in data_keys.items() if dk.get("external") == "STREAM:"]
+
+    def _stream_resource(self, doc: dict, stream: Stream | None) -> dict:
+        uid, data_key = doc["uid"], doc["data_key"]
+        if uid in self.stream_resources:
+            raise RuntimeError(f"Received `stream_resource` with uid {uid} twice.")
+        external = self._stream_keys(stream) if stream is not None else []
+        if data_key not in external:
+            raise RuntimeError(
+                f"Received a `stream_resource` with data_key {data_key} that is not in the "
+                f"descriptor 'STREAM:' data_keys {external}"
+            )
+        self.stream_resources[uid] = data_key
+        return {**doc, "run_start": self.uid}
+
+    def _stream_datum(self, doc: dict, stream: Stream | None, width: int) -> tuple[dict, int]:
+        """``doc`` with its descriptor and seq_nums, and its indices' width (checked)."""
+        from event_model import EventModelValueError  # only stream assets need it
+
+        if doc.get("descriptor"):
+            raise RuntimeError(
+                f"Received a `stream_datum` {doc['uid']} with a `descriptor` uid already filled "
+                f"in, with the value {doc['descriptor']}; this should be an empty string."
+            )
+        if stream is None:
+            raise RuntimeError(f"`stream_datum` {doc['uid']} arrived with no stream declared.")
+        if doc["stream_resource"] not in self.stream_resources:
+            raise RuntimeError(
+                f"Received a `stream_datum` referring to an unknown stream resource "
+                f"{doc['stream_resource']}"
+            )
+        if doc.get("seq_nums") not in (None, {"start": 0, "stop": 0}):
+            raise EventModelValueError(
+                f"Received `seq_nums` {doc['seq_nums']} in stream {doc['stream_resource']}: "
+                "the run engine fills them in; leave them None or {'start': 0, 'stop': 0}."
+            )
+        indices = doc["indices"]
+        new_width = indices["stop"] - indices["start"]
+        if width and width != new_width:
+            raise EventModelValueError(
+                f"Received `indices` {indices} of width {new_width}, unlike the width {width} "
+                "of other stream datums in the same collect() or save()."
+            )
+        first = self.seq[stream.descriptor["name"]]
+        seq_nums = {"start": first, "stop": first + new_width}
+        return {**doc, "descriptor": stream.uid, "seq_nums": seq_nums}, new_width

@@ -393,10 +393,14 @@ class Execution:
             engine._blocking.set()
 
     async def _backstop_collect(self, bundle: RunBundle) -> None:
+        """Collect the flyers of a run left open that were kicked off and never collected."""
         collect = self.engine._command_registry.get("collect")
+        run = next(key for key, open_bundle in self.runs.items() if open_bundle is bundle)
         for obj in list(bundle.uncollected):
             try:
-                result = start(collect(Msg("collect", obj)))
+                result = collect(Msg("collect", obj, run=run))
+                if asyncio.iscoroutine(result):
+                    result = start(result)
                 if type(result) is Suspended:
                     await result.finish()
             except Exception as err:
