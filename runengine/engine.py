@@ -22,18 +22,20 @@ from bluesky.run_engine import PAUSE_MSG, RunEngineResult
 from bluesky.utils import (
     Msg,
     RunEngineInterrupted,
-    SigintHandler,
     ensure_generator,
     normalize_subs_input,
     single_gen,
 )
+from bluesky.utils import SigintHandler as BlueskySigintHandler
 from event_model import DocumentNames
 
 from . import speedups
 from .commands import BUILTIN_COMMANDS
+from .console import install_interruption_display
 from .eager import start
 from .execution import Execution
 from .loop import BlockingDuringTask, ensure_loop_thread
+from .sigint import PromptRequested, SigintHandler
 from .states import EngineState, TransitionError, check_transition, state
 
 __all__ = ["PANIC_MSG", "Dispatcher", "RunEngine", "default_scan_id_source"]
@@ -94,6 +96,7 @@ class RunEngine:
         call_returns_result: bool = False,
     ) -> None:
         speedups.install()
+        install_interruption_display()
         self.md = {} if md is None else md
         versions = self.md.setdefault("versions", {})
         versions["bluesky"] = bluesky.__version__
@@ -318,18 +321,29 @@ class RunEngine:
         self._exec = ex
         self._blocking.clear()
         self._set_state("running")
-        asyncio.run_coroutine_threadsafe(ex.run(), self._loop)
-        return self._block(ex, raise_if_interrupted=True)
+        return self._block(
+            ex, True, lambda: asyncio.run_coroutine_threadsafe(ex.run(), self._loop)
+        )
 
-    def _block(self, ex: Execution, raise_if_interrupted: bool) -> tuple | RunEngineResult:
-        """Wait (in the user's thread) until the execution pauses or ends; report its outcome."""
+    def _block(
+        self, ex: Execution, raise_if_interrupted: bool, begin: Callable[[], Any]
+    ) -> tuple | RunEngineResult:
+        """Start (``begin()``) and wait in the user's thread until the execution pauses or ends.
+
+        ``begin`` runs inside the context managers, so a Ctrl+C can never fall between the
+        engine starting and the SIGINT handler being in place.
+        """
         with contextlib.ExitStack() as stack:
             for manager in self._context_managers_for_this_thread():
                 stack.enter_context(manager(self))
+            begin()
             try:
                 self.during_task.block(self._blocking)
-            except KeyboardInterrupt:
-                self._keyboard_interrupt()
+            except KeyboardInterrupt as interrupt:
+                # After a SigintHandler gave up on a busy engine the user has waited enough.
+                grace = 0.2 if isinstance(interrupt, PromptRequested) else 2.0
+                if not self._keyboard_interrupt(grace):
+                    raise RunEngineInterrupted(self.pause_msg) from None
         if ex.paused:
             raise RunEngineInterrupted(self.pause_msg) from None
         if ex.error is not None:
@@ -339,14 +353,21 @@ class RunEngine:
         return self._result(ex)
 
     def _context_managers_for_this_thread(self) -> Iterable:
+        # bluesky's handler raises ValueError off the main thread; ours steps aside by itself.
         on_main = threading.current_thread() is threading.main_thread()
-        return [m for m in self.context_managers if on_main or m is not SigintHandler]
+        return [m for m in self.context_managers if on_main or m is not BlueskySigintHandler]
 
-    def _keyboard_interrupt(self) -> None:
-        """Ctrl+C reached the blocked call: pause now (abort if not resumable), then return."""
+    def _keyboard_interrupt(self, grace: float) -> bool:
+        """Ctrl+C reached the blocked call: pause now. False if the engine did not answer."""
         with contextlib.suppress(TransitionError, RuntimeError):
-            self.request_pause(defer=False)
-        self._blocking.wait(10)
+            self._request_pause(False, None, None, wait=0)
+        if self._blocking.wait(grace):
+            return True
+        print(
+            f"The RunEngine's thread is busy (a plan or callback is blocking it); it is "
+            f"{self._state} and will pause as soon as it is free. The prompt is yours."
+        )
+        return False
 
     def _result(self, ex: Execution) -> tuple | RunEngineResult:
         uids = tuple(ex.run_start_uids)
@@ -392,6 +413,12 @@ class RunEngine:
         """
         if hard is not None:
             defer = not hard
+        self._request_pause(defer, name, callback, wait=1.0)
+
+    def _request_pause(
+        self, defer: bool, name: str | None, callback: Callable | None, wait: float
+    ) -> None:
+        """request_pause, waiting at most ``wait`` seconds for the loop to take the request."""
         self._refuse_if_panicked()
         if name is not None:
             self._pause_requests[name] = callback if callback is not None else (lambda: True)
@@ -400,7 +427,7 @@ class RunEngine:
             if self._state.is_paused:
                 return  # already paused; a named request still holds the resume
             raise TransitionError(f"Cannot pause: the RunEngine is {self._state}.")
-        self._on_loop(ex.request_pause, defer, name)
+        self._on_loop(ex.request_pause, defer, name, timeout=wait)
 
     def resume(self) -> tuple | RunEngineResult | list[str]:
         """Resume a paused plan from its last checkpoint.
@@ -418,8 +445,7 @@ class RunEngine:
         self._pause_requests.clear()
         ex = self._exec
         self._blocking.clear()
-        self._on_loop(ex.decide, "resume", "")
-        return self._block(ex, raise_if_interrupted=True)
+        return self._block(ex, True, lambda: self._on_loop(ex.decide, "resume", ""))
 
     def stop(self) -> tuple | RunEngineResult:
         """End the plan, running its cleanup; runs close with exit_status 'success'."""
@@ -440,8 +466,7 @@ class RunEngine:
         ex = self._exec
         if self._state.is_paused:
             self._blocking.clear()
-            self._on_loop(ex.decide, kind, reason)
-            return self._block(ex, raise_if_interrupted=False)
+            return self._block(ex, False, lambda: self._on_loop(ex.decide, kind, reason))
         self._on_loop(ex.request_interrupt, kind, reason)
         return None
 

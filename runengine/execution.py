@@ -292,6 +292,8 @@ class Execution:
     async def _pause(self) -> tuple[str, str]:
         """Pause: stop what moves, tell the user's thread, and wait for a decision."""
         self._state("pausing")
+        self.deferred_pause = False  # this pause answers any deferred request too
+        self.engine.deferred_pause_requested = False
         for bundle in self.runs.values():
             bundle.record_interruption("pause")
         self.hold_devices()
