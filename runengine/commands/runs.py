@@ -219,8 +219,10 @@ async def monitor(RE: Any, msg: Msg) -> None:
     await describe_into(bundle, name, obj)
     stream = bundle.describe_stream(name, (obj,))
 
-    def emit_event(*args: Any, **kw: Any) -> None:
-        data, stamps = split_reading(obj.read())
+    def emit_event(readings: dict | None = None, *args: Any, **kw: Any) -> None:
+        # Subscribable devices pass their readings (ophyd-async: read() is a coroutine);
+        # ophyd signals pass keywords only, so read them.
+        data, stamps = split_reading(obj.read() if readings is None else readings)
         bundle.emit_event(stream, data, stamps)
 
     bundle.monitors[obj] = (emit_event, kwargs)

@@ -1,0 +1,71 @@
+"""Fixtures shared by the test suites: a bluesky RunEngine and ours, side by side."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.register_assert_rewrite("tests.runengine.compat")
+
+from bluesky import RunEngine as BlueskyRunEngine  # noqa: E402
+from ophyd.ophydobj import OphydObject  # noqa: E402
+
+from runengine import RunEngine  # noqa: E402
+from tests.runengine.compat import assert_same_outcome, make_devices, run_plan  # noqa: E402
+
+
+def _reset(RE) -> None:
+    """Back to a freshly made engine: only the versions in md, no hooks or preprocessors."""
+    if not RE.state.is_idle:
+        RE.halt()
+    versions = RE.md["versions"]
+    RE.md.clear()
+    RE.md["versions"] = versions
+    RE.preprocessors.clear()
+    RE.msg_hook = RE.state_hook = RE.waiting_hook = None
+    RE.clear_suspenders()
+    RE.record_interruptions = False
+    RE.ignore_callback_exceptions = False
+
+
+@pytest.fixture(scope="session")
+def _engines():
+    # bluesky's engine sets the global bluesky event loop; ours, made last, sets it again.
+    return BlueskyRunEngine({}, context_managers=[]), RunEngine({}, context_managers=[])
+
+
+def _hash_by_name(obj) -> int:
+    return hash(obj.name)
+
+
+@pytest.fixture
+def engine_pair(_engines, monkeypatch):
+    """``(bluesky's RunEngine, ours)``, reset before and after the test.
+
+    bluesky's plans iterate over sets of devices (the motors of a cycler), so the order of
+    their messages and of ``start['motors']`` follows ``hash(device)``, an ``id()``. During
+    these tests ophyd objects hash by name instead: the same order on both engines.
+    """
+    monkeypatch.setattr(OphydObject, "__hash__", _hash_by_name)
+    for RE in _engines:
+        _reset(RE)
+    yield _engines
+    for RE in _engines:
+        _reset(RE)
+
+
+@pytest.fixture
+def compare(engine_pair, tmp_path):
+    """``compare(make_plan, **md)``: run ``make_plan(hw)`` on both engines; assert the same.
+
+    Returns ``(theirs, ours)``: the two :class:`~tests.runengine.compat.Outcome`.
+    """
+    theirs_RE, ours_RE = engine_pair
+
+    def compare(make_plan, *, messages=True, unclocked=False, ordered=True, assets=False, **md):
+        path = tmp_path if assets else None
+        theirs = run_plan(theirs_RE, make_plan, hw=make_devices(path), **md)
+        ours = run_plan(ours_RE, make_plan, hw=make_devices(path), **md)
+        assert_same_outcome(theirs, ours, messages=messages, unclocked=unclocked, ordered=ordered)
+        return theirs, ours
+
+    return compare
