@@ -27,6 +27,19 @@ def failed_status(status: Any) -> FailedStatus:
     return err
 
 
+class _Tracked:
+    """What the engine knows of one status, learnt from its callback alone (as bluesky does:
+    a status need not have ``done`` or ``success`` until it calls back)."""
+
+    __slots__ = ("done", "failed", "generation", "status")
+
+    def __init__(self, status: Any, generation: int) -> None:
+        self.status = status
+        self.generation = generation
+        self.failed = False
+        self.done = False
+
+
 class StatusGroups:
     """The statuses a plan started, by group, and the first failure nobody has seen yet.
 
@@ -37,9 +50,9 @@ class StatusGroups:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self.groups: dict[Hashable, list] = {}
+        self.groups: dict[Hashable, list[_Tracked]] = {}
         self.failure: FailedStatus | None = None
-        self._failed_status: Any = None
+        self._failed: _Tracked | None = None
         self._generation = 0
         self._wake: asyncio.Future | None = None
         self.waiting_hook: Callable[[Any], None] | None = None
@@ -47,44 +60,43 @@ class StatusGroups:
 
     def add(self, status: Any, group: Hashable) -> None:
         """Track ``status`` in ``group`` (None is a group too, as in bluesky)."""
+        tracked = _Tracked(status, self._generation)
         members = self.groups.setdefault(group, [])
-        members.append(status)
+        members.append(tracked)
         if len(members) > _PRUNE_AT:
             # A group nobody waits on must not grow for ever: forget what finished well.
-            members[:] = [s for s in members if not (s.done and s.success)]
-        if status.done:
-            self._settled(self._generation, status)
-        else:
-            generation = self._generation
-            status.add_callback(lambda st: self._settled(generation, st))
+            members[:] = [t for t in members if not t.done or t.failed]
+        status.add_callback(lambda _: self._settled(tracked))
 
-    def _settled(self, generation: int, status: Any) -> None:
-        # Runs on whichever thread finished the status.
-        if not status.success and generation == self._generation and self.failure is None:
-            self._failed_status = status
-            self.failure = failed_status(status)
+    def _settled(self, tracked: _Tracked) -> None:
+        # Runs on whichever thread finished the status (at once if it already had).
+        tracked.failed = not tracked.status.success
+        tracked.done = True
+        if tracked.failed and tracked.generation == self._generation and self.failure is None:
+            self._failed = tracked
+            self.failure = failed_status(tracked.status)
         wake = self._wake
         if wake is not None:
             self._loop.call_soon_threadsafe(_resolve, wake)
 
     def take_failure(self) -> FailedStatus | None:
         """The pending failure, once."""
-        failure, self.failure, self._failed_status = self.failure, None, None
+        failure, self.failure, self._failed = self.failure, None, None
         return failure
 
     def pardon(self) -> None:
         """Ignore failures of every status started so far, and drop the groups."""
         self._generation += 1
         self.failure = None
-        self._failed_status = None
+        self._failed = None
         self.groups.clear()
 
-    def _raise_if_failed(self, statuses: list) -> None:
-        for status in statuses:
-            if status.done and not status.success:
-                if status is self._failed_status:
+    def _raise_if_failed(self, members: list[_Tracked]) -> None:
+        for tracked in members:
+            if tracked.failed:
+                if tracked is self._failed:
                     raise self.take_failure()
-                raise failed_status(status)
+                raise failed_status(tracked.status)
 
     async def wait(
         self,
@@ -99,44 +111,45 @@ class StatusGroups:
         WaitForTimeoutError (or returns False with ``error_on_timeout=False``) and puts the group
         back, so the wait can be repeated.
         """
-        statuses = self.groups.pop(group, None)
-        if not statuses:
+        members = self.groups.pop(group, None)
+        if not members:
             return True
         hook = self.waiting_hook
         if hook is not None and (error_on_timeout or group not in self._moving_on):
             if not error_on_timeout:
                 self._moving_on.add(group)
-            hook(statuses)
-        watched = [s for w in watch for s in self.groups.get(w, ())]
+            hook([t.status for t in members])
+        watched = [t for w in watch for t in self.groups.get(w, ())]
         deadline = None if timeout is None else self._loop.time() + timeout
         try:
             while True:
-                self._raise_if_failed(statuses)
+                self._raise_if_failed(members)
                 self._raise_if_failed(watched)
-                if all(s.done for s in statuses):
+                if all(t.done for t in members):
                     break
                 remaining = None if deadline is None else deadline - self._loop.time()
                 if remaining is not None and remaining <= 0:
                     raise WaitForTimeoutError("Plan failed to complete in the specified time")
                 wake = self._wake = self._loop.create_future()
-                if all(s.done for s in statuses):  # finished while the future was made
+                if all(t.done for t in members):  # finished while the future was made
                     continue
                 try:
                     await asyncio.wait((wake,), timeout=remaining)
                 finally:
                     self._wake = None
         except WaitForTimeoutError:
-            self.groups[group] = statuses
+            self.groups[group] = members
             if error_on_timeout:
                 self._hook_done(hook)
                 raise
-            return False
+            # bluesky asks the statuses themselves here; plans may count on that.
+            return all(t.status.done for t in members)
         except asyncio.CancelledError:
-            self.groups[group] = statuses  # a resumed plan waits again on the same statuses
+            self.groups[group] = members  # a resumed plan waits again on the same statuses
             raise
         self._moving_on.discard(group)
         self._hook_done(hook)
-        return True
+        return True if error_on_timeout else all(t.status.done for t in members)
 
     @staticmethod
     def _hook_done(hook: Callable | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["BUILTIN_COMMANDS", "UnsupportedObject", "command", "supports"]
+__all__ = ["BUILTIN_COMMANDS", "MissingArgument", "UnsupportedObject", "command", "supports"]
 
 BUILTIN_COMMANDS: dict[str, Callable] = {}
 
@@ -29,6 +29,10 @@ def command(*names: str) -> Callable[[Callable], Callable]:
 
 class UnsupportedObject(TypeError, AssertionError):
     """An object lacks a method a command needs (an AssertionError too, as in bluesky)."""
+
+
+class MissingArgument(ValueError, AssertionError):
+    """A message lacks an argument its command needs (an AssertionError too, as in bluesky)."""
 
 
 def supports(obj: object, *methods: str, command: str) -> object:

@@ -11,7 +11,7 @@ from typing import Any
 from bluesky.utils import IllegalMessageSequence, Msg
 
 from ..documents import RunBundle, new_uid, split_reading
-from .registry import command, supports
+from .registry import MissingArgument, command, supports
 
 __all__ = ["describe_into", "resolve", "run_of"]
 
@@ -39,7 +39,9 @@ async def describe_into(bundle: RunBundle, stream: str, obj: Any) -> None:
     """Teach ``bundle`` what ``obj`` records in ``stream`` (describe and configuration)."""
     supports(obj, "read", "describe", command="read")
     describe = await resolve(obj.describe())
-    if callable(getattr(obj, "read_configuration", None)):
+    if callable(getattr(obj, "read_configuration", None)) and callable(
+        getattr(obj, "describe_configuration", None)
+    ):
         conf_keys = await resolve(obj.describe_configuration())
         conf = await resolve(obj.read_configuration())
     else:
@@ -114,7 +116,7 @@ async def declare_stream(RE: Any, msg: Msg) -> tuple:
     bundle = run_of(RE, msg, "declare a stream")
     name = msg.kwargs.get("name")
     if name is None:
-        raise ValueError("Msg('declare_stream') needs a stream name: name='primary'")
+        raise MissingArgument("Msg('declare_stream') needs a stream name: name='primary'")
     objs = tuple(dict.fromkeys(msg.args))
     if msg.kwargs.get("collect", False):
         from .flyers import describe_collect_into

@@ -213,3 +213,45 @@ def test_failed_status_reaches_the_plan_even_without_a_wait(RE, docs):
     assert isinstance(info.value.__cause__, RuntimeError)
     assert RE.state == "idle"
     assert docs[-1][1]["exit_status"] == "fail"
+
+
+def test_declare_stream_without_a_name(RE):
+    def plan():
+        yield Msg("open_run")
+        yield Msg("declare_stream", None, det)
+
+    with pytest.raises(AssertionError, match="needs a stream name"):
+        RE(plan())
+    assert RE.state == "idle"
+
+
+def test_statuses_that_only_call_back(RE):
+    """A status need not have `done` or `success` until its callback fires (bluesky's rule)."""
+
+    class CallbackOnlyStatus:
+        def __init__(self):
+            self._callbacks = []
+            self.finished = False
+
+        def add_callback(self, cb):
+            self._callbacks.append(cb)
+
+        def finish(self):
+            self.success = True
+            self.done = True
+            for cb in self._callbacks:
+                cb(self)
+
+    status = CallbackOnlyStatus()
+
+    class Lazy:
+        name = "lazy"
+
+        def trigger(self):
+            return status
+
+    import threading
+
+    threading.Timer(0.1, status.finish).start()
+    RE([Msg("trigger", Lazy(), group="g"), Msg("wait", None, group="g")])
+    assert RE.state == "idle" and status.done
