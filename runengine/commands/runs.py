@@ -11,6 +11,7 @@ from typing import Any
 from bluesky.utils import IllegalMessageSequence, Msg
 
 from ..documents import RunBundle, new_uid, split_reading
+from ..eager import start
 from .registry import MissingArgument, command, supports
 
 __all__ = ["describe_into", "resolve", "run_of"]
@@ -152,7 +153,7 @@ def create(RE: Any, msg: Msg) -> None:
 
 
 @command("read")
-async def read(RE: Any, msg: Msg) -> dict:
+def read(RE: Any, msg: Msg) -> Any:
     """Read an object; returns the reading, added to the open event bundle if any."""
     obj = msg.obj
     try:
@@ -160,11 +161,27 @@ async def read(RE: Any, msg: Msg) -> dict:
     except AttributeError:
         supports(obj, "read", command="read")
         raise
-    if not isinstance(reading, dict) and inspect.isawaitable(reading):
+    bundle = RE._exec.runs.get(msg.run)
+    stream = bundle.bundle_name if bundle is not None else None
+    if not isinstance(reading, dict) or (stream is not None and not bundle.knows(stream, obj)):
+        # An async device, or the first reading of this object in this stream.
+        return start(_read_slowly(bundle, obj, reading))
+    if stream is not None:
+        collect = getattr(obj, "collect_asset_docs", None)
+        docs = collect() if collect is not None else ()
+        if hasattr(docs, "__aiter__"):
+            return start(_read_slowly(bundle, obj, reading))
+        bundle.check_collision(obj)
+        bundle.add_reading(obj, reading, list(docs))
+    return reading
+
+
+async def _read_slowly(bundle: RunBundle | None, obj: Any, reading: Any) -> dict:
+    """The rest of ``read`` when it has to await the device or describe it first."""
+    if inspect.isawaitable(reading):
         reading = await reading
     if reading is None:
         raise RuntimeError(f"{obj!r} returned None from read(); a reading must be a dict")
-    bundle = RE._exec.runs.get(msg.run)
     if bundle is not None and bundle.bundle_name is not None:
         if not bundle.knows(bundle.bundle_name, obj):
             await describe_into(bundle, bundle.bundle_name, obj)
