@@ -98,10 +98,15 @@ class RunBundle:
         self.uncollected: set = set()
         self.declared: set[str] = set()
         emit("start", start_doc)
+        # Streams fed by callbacks (monitors, interruptions), not by messages: a rewind does
+        # not re-take their events, so it must not rewind their seq_nums either.
+        self.live_streams: set[str] = set()
         self._interruptions: Stream | None = None
         if record_interruptions:
-            dk = {"interruption": {"dtype": "string", "shape": [], "source": "RunEngine"}}
+            text = {"dtype": "string", "shape": [], "source": "RunEngine"}
+            dk = {"interruption": text, "requested_by": text, "reason": text}
             self._interruptions = self.add_stream("interruptions", dk, {}, {}, {}, ())
+            self.live_streams.add("interruptions")
 
     # ---- descriptors -------------------------------------------------------------------
     def add_stream(
@@ -308,12 +313,16 @@ class RunBundle:
             )
         return width
 
-    def record_interruption(self, content: str) -> None:
-        """An event in the ``interruptions`` stream, if the run records them."""
+    def record_interruption(self, content: str, requested_by: str = "", reason: str = "") -> None:
+        """An event in the ``interruptions`` stream, if the run records them.
+
+        ``content`` is what bluesky records ('pause', 'resume' or a suspender's justification);
+        ``requested_by`` names who asked (a pause request's name, 'Ctrl+C', 'suspender').
+        """
         if self._interruptions is not None:
-            self.emit_event(
-                self._interruptions, {"interruption": content}, {"interruption": time.time()}
-            )
+            now = time.time()
+            data = {"interruption": content, "requested_by": requested_by, "reason": reason}
+            self.emit_event(self._interruptions, data, dict.fromkeys(data, now))
 
     # ---- checkpoints -------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -324,9 +333,14 @@ class RunBundle:
         self._seq_at_checkpoint = {}
 
     def rewind(self) -> None:
-        """Back to the last checkpoint: re-taken events reuse their seq_nums; no open bundle."""
+        """Back to the last checkpoint: re-taken events reuse their seq_nums; no open bundle.
+
+        Live streams (monitors, interruptions) are not re-taken: they keep counting.
+        """
         seq = {name: 1 for name in self.streams}
         seq.update(self._seq_at_checkpoint)
+        for name in self.live_streams:
+            seq[name] = self.seq[name]
         self.seq = seq
         self.bundle_name = None
         self.bundle = {}
