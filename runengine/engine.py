@@ -321,9 +321,7 @@ class RunEngine:
         self._exec = ex
         self._blocking.clear()
         self._set_state("running")
-        return self._block(
-            ex, True, lambda: asyncio.run_coroutine_threadsafe(ex.run(), self._loop)
-        )
+        return self._block(ex, True, lambda: asyncio.run_coroutine_threadsafe(ex.run(), self._loop))
 
     def _block(
         self, ex: Execution, raise_if_interrupted: bool, begin: Callable[[], Any]
@@ -360,7 +358,7 @@ class RunEngine:
     def _keyboard_interrupt(self, grace: float) -> bool:
         """Ctrl+C reached the blocked call: pause now. False if the engine did not answer."""
         with contextlib.suppress(TransitionError, RuntimeError):
-            self._request_pause(False, None, None, wait=0)
+            self._request_pause(False, None, None, wait=0, who="Ctrl+C")
         if self._blocking.wait(grace):
             return True
         print(
@@ -416,9 +414,17 @@ class RunEngine:
         self._request_pause(defer, name, callback, wait=1.0)
 
     def _request_pause(
-        self, defer: bool, name: str | None, callback: Callable | None, wait: float
+        self,
+        defer: bool,
+        name: str | None,
+        callback: Callable | None,
+        wait: float,
+        who: str | None = None,
     ) -> None:
-        """request_pause, waiting at most ``wait`` seconds for the loop to take the request."""
+        """request_pause, waiting at most ``wait`` seconds for the loop to take the request.
+
+        ``who`` is recorded in the interruptions stream (default: the request's name).
+        """
         self._refuse_if_panicked()
         if name is not None:
             self._pause_requests[name] = callback if callback is not None else (lambda: True)
@@ -427,7 +433,7 @@ class RunEngine:
             if self._state.is_paused:
                 return  # already paused; a named request still holds the resume
             raise TransitionError(f"Cannot pause: the RunEngine is {self._state}.")
-        self._on_loop(ex.request_pause, defer, name, timeout=wait)
+        self._on_loop(ex.request_pause, defer, who or name or "", timeout=wait)
 
     def resume(self) -> tuple | RunEngineResult | list[str]:
         """Resume a paused plan from its last checkpoint.

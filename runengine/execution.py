@@ -93,6 +93,7 @@ class Execution:
         self.finished = False
         self.interrupt: tuple[str, Any] | None = None
         self.deferred_pause = False
+        self.pause_requested_by = ""
         self.inflight: asyncio.Task | None = None
         self._decision: asyncio.Future | None = None
         self._held_suspensions: list[tuple] = []
@@ -206,9 +207,10 @@ class Execution:
         if not engine.state.is_panicked and engine.state != new:
             engine._set_state(new)
 
-    def request_pause(self, defer: bool, name: str | None) -> None:
+    def request_pause(self, defer: bool, who: str) -> None:
         if self.finished:
             return
+        self.pause_requested_by = who
         if defer:
             self.deferred_pause = True
             self.engine.deferred_pause_requested = True
@@ -217,7 +219,7 @@ class Execution:
         print("Pausing...")
         if self.engine.state == "running":
             self._state("pausing")
-        self._request("pause", name)
+        self._request("pause", who)
 
     def request_interrupt(self, kind: str, reason: str) -> None:
         if self.finished:
@@ -295,7 +297,7 @@ class Execution:
         self.deferred_pause = False  # this pause answers any deferred request too
         self.engine.deferred_pause_requested = False
         for bundle in self.runs.values():
-            bundle.record_interruption("pause")
+            bundle.record_interruption("pause", self.pause_requested_by)
         self.hold_devices()
         self._state("paused")
         self.paused = True

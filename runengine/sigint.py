@@ -111,6 +111,6 @@ class SigintHandler:
     def _request(self, defer: bool) -> None:
         try:
             # Never wait for the engine here: the next press must be heard even if it is busy.
-            self.RE._request_pause(defer, None, None, wait=0)
+            self.RE._request_pause(defer, None, None, wait=0, who="Ctrl+C")
         except (TransitionError, RuntimeError):
             pass  # not running (idle, already paused, panicked): nothing to pause

@@ -80,7 +80,7 @@ def checkpoint(RE: Any, msg: Msg) -> None:
     if ex.deferred_pause:
         ex.deferred_pause = False
         RE.deferred_pause_requested = False
-        ex.request_pause(False, None)
+        ex.request_pause(False, ex.pause_requested_by)
 
 
 @command("clear_checkpoint")
@@ -109,8 +109,9 @@ def pause(RE: Any, msg: Msg) -> None:
     unknown = set(msg.kwargs) - {"defer", "name", "callback"}
     if unknown:
         raise TypeError(f"Msg('pause') got unexpected keyword arguments {sorted(unknown)}")
-    RE.request_pause(
-        msg.kwargs.get("defer", False), msg.kwargs.get("name"), msg.kwargs.get("callback")
+    name = msg.kwargs.get("name")
+    RE._request_pause(
+        msg.kwargs.get("defer", False), name, msg.kwargs.get("callback"), 0, who=name or "plan"
     )
 
 
@@ -167,7 +168,7 @@ def start_suspender(RE: Any, msg: Msg) -> None:
     pre_plan, post_plan, justification, fut = msg.args
     ex = RE._exec
     for bundle in ex.runs.values():
-        bundle.record_interruption(justification or "suspended")
+        bundle.record_interruption(justification or "suspended", "suspender", justification or "")
     ex.hold_devices()
     replayed = ex.rewind()
     was_rewindable = ex.cache.rewindable

@@ -237,6 +237,7 @@ async def monitor(RE: Any, msg: Msg) -> None:
     name = kwargs.pop("name", None) or f"{obj.name}_monitor"
     await describe_into(bundle, name, obj)
     stream = bundle.describe_stream(name, (obj,))
+    bundle.live_streams.add(name)
 
     def emit_event(readings: dict | None = None, *args: Any, **kw: Any) -> None:
         # Subscribable devices pass their readings (ophyd-async: read() is a coroutine);

@@ -282,3 +282,36 @@ def test_a_group_nobody_waits_on_stays_small(RE, devices):
 
     RE(plan())
     assert 0 < sizes[0] <= 257
+
+
+def test_interruptions_stream_says_who_asked_and_why(RE, docs):
+    from bluesky.suspenders import SuspendBoolHigh
+    from ophyd import Signal
+
+    RE.record_interruptions = True
+    beam_off = Signal(name="beam_off", value=0)
+    RE.install_suspender(SuspendBoolHigh(beam_off, sleep=0, tripped_message="beam dumped"))
+
+    def plan():
+        yield Msg("open_run")
+        yield Msg("checkpoint")
+        yield Msg("pause", name="sample-check")
+        yield Msg("checkpoint")
+        beam_off.put(1)
+        later(0.2, beam_off.put, 0)
+        yield Msg("sleep", None, 0.5)
+        yield Msg("close_run")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    RE.resume()
+    RE.clear_suspenders()
+    rows = [
+        (d["data"]["interruption"], d["data"]["requested_by"])
+        for d in events(docs)
+        if "interruption" in d["data"]
+    ]
+    assert rows[0] == ("pause", "sample-check")
+    assert rows[1] == ("resume", "")
+    assert rows[2][1] == "suspender" and "beam dumped" in rows[2][0]
+    assert [d["seq_num"] for d in events(docs)] == [1, 2, 3]
