@@ -239,10 +239,15 @@ async def monitor(RE: Any, msg: Msg) -> None:
     stream = bundle.describe_stream(name, (obj,))
     bundle.live_streams.add(name)
 
+    last_stamps: list = [None]
+
     def emit_event(readings: dict | None = None, *args: Any, **kw: Any) -> None:
         # Subscribable devices pass their readings (ophyd-async: read() is a coroutine);
         # ophyd signals pass keywords only, so read them.
         data, stamps = split_reading(obj.read() if readings is None else readings)
+        if stamps == last_stamps[0]:
+            return  # the same reading again: re-subscribing after a pause calls back at once
+        last_stamps[0] = stamps
         bundle.emit_event(stream, data, stamps)
 
     bundle.monitors[obj] = (emit_event, kwargs)

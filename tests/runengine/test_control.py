@@ -315,3 +315,31 @@ def test_interruptions_stream_says_who_asked_and_why(RE, docs):
     assert rows[1] == ("resume", "")
     assert rows[2][1] == "suspender" and "beam dumped" in rows[2][0]
     assert [d["seq_num"] for d in events(docs)] == [1, 2, 3]
+
+
+def test_resuming_does_not_duplicate_monitor_events(RE, docs):
+    """bluesky PR #2074: a resume re-subscribes monitors, which called back with old data."""
+    from ophyd import Signal
+
+    sig = Signal(name="temperature", value=0.0)
+    sig.put(1.0)  # now a subscription calls back at once with this reading
+
+    def plan():
+        yield Msg("open_run")
+        yield Msg("monitor", sig, name="temps")
+        yield Msg("checkpoint")
+        yield Msg("pause")
+        sig.put(2.0)
+        yield Msg("checkpoint")
+        yield Msg("pause")
+        yield Msg("unmonitor", sig)
+        yield Msg("close_run")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    with pytest.raises(RunEngineInterrupted):
+        RE.resume()
+    RE.resume()
+    values = [d["data"]["temperature"] for d in events(docs)]
+    assert values == [1.0, 2.0]
+    assert [d["seq_num"] for d in events(docs)] == [1, 2]
