@@ -37,6 +37,7 @@ from .execution import Execution
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .sigint import PromptRequested, SigintHandler
 from .states import EngineState, TransitionError, check_transition, state
+from .suspension import harden
 
 __all__ = ["PANIC_MSG", "Dispatcher", "RunEngine", "default_scan_id_source"]
 
@@ -513,6 +514,7 @@ class RunEngine:
     def install_suspender(self, suspender: Any) -> None:
         """Install a bluesky-style suspender (it calls :meth:`request_suspend` when tripped)."""
         self._suspenders.add(suspender)
+        harden(suspender)
         suspender.install(self)
 
     def remove_suspender(self, suspender: Any) -> None:

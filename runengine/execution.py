@@ -25,6 +25,7 @@ from bluesky.utils import (
 from .eager import Suspended, start
 from .statuses import StatusGroups
 from .stepper import REPLAYED, UNCACHEABLE, MessageCache, PlanFinished, PlanStack, replay
+from .suspension import tripped_futures
 
 if TYPE_CHECKING:
     from .documents import RunBundle
@@ -107,8 +108,8 @@ class Execution:
         gens = stack.generators
         response: Any = None
         exc: BaseException | None = None
-        tick = time.monotonic()
-        count = 0
+        monotonic = time.monotonic
+        tick = monotonic()
         try:
             while True:
                 if self.interrupt is not None:
@@ -158,12 +159,10 @@ class Execution:
                         response = await self._wait_on(response, cached)
                 except Exception as err:
                     response, exc = None, err
-                count += 1
-                if not count & 15:
-                    now = time.monotonic()
-                    if now - tick > YIELD_EVERY:
-                        tick = now
-                        await asyncio.sleep(0)
+                now = monotonic()
+                if now - tick > YIELD_EVERY:
+                    tick = now
+                    await asyncio.sleep(0)
         finally:
             await self._finalize()
 
@@ -338,12 +337,22 @@ class Execution:
         for fut, pre, post, why in self._held_suspensions:
             self.stack.push(single_gen(Msg("_start_suspender", None, pre, post, why, fut)))
         self._held_suspensions.clear()
+        # A suspender that tripped while we were paused could not ask to suspend: ask it now.
+        for fut in tripped_futures(self.engine.suspenders):
+            why = "a suspender tripped while paused"
+            self.stack.push(single_gen(Msg("_start_suspender", None, None, None, why, fut)))
 
     def rewind(self) -> Any:
-        """Back to the last checkpoint: a generator replaying the messages since then."""
-        for bundle in self.runs.values():
-            bundle.rewind()
-        return replay(self.cache.take())
+        """Back to the last checkpoint: a generator replaying the messages since then.
+
+        With nothing to replay (not rewindable, or a pause right at a checkpoint) no event is
+        re-taken, so the runs keep their seq_nums and any open event bundle, as in bluesky.
+        """
+        msgs = self.cache.take()
+        if msgs:
+            for bundle in self.runs.values():
+                bundle.rewind()
+        return replay(msgs)
 
     def checkpoint(self) -> None:
         """Make this point the one a resume returns to."""

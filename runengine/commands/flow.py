@@ -10,6 +10,7 @@ from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import IllegalMessageSequence, Msg, ensure_generator
 
 from ..stepper import REPLAYED
+from ..suspension import tripped_futures
 from .registry import command
 
 
@@ -178,6 +179,9 @@ def start_suspender(RE: Any, msg: Msg) -> None:
         if pre_plan is not None:
             yield from _plan_of(pre_plan)
         yield Msg("wait_for", None, [fut])
+        # Another suspender may have tripped meanwhile, unheard: hold until all are clear.
+        while others := tripped_futures(RE.suspenders):
+            yield Msg("wait_for", None, others)
         yield Msg("_resume_from_suspender")
         if post_plan is not None:
             yield from _plan_of(post_plan)

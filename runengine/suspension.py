@@ -1,0 +1,44 @@
+"""Make bluesky's suspenders dependable on our engine, without changing their classes.
+
+bluesky's suspenders drop a trip in three situations (bluesky #1944, #1970 and their kin):
+the engine's loop is busy for more than 0.1 s when the trip arrives, the engine is not in the
+'running' state at that moment (pausing, paused, already suspending), or a second suspender
+trips while a first one holds the plan. ``harden`` fixes the first per suspender; the engine
+covers the others by asking every installed suspender whether it is tripped whenever it is
+about to go on (on resume, and when a suspension ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bluesky.suspenders import SuspenderBase
+
+__all__ = ["harden", "tripped_futures"]
+
+
+def _make_event_now(self: SuspenderBase) -> asyncio.Event | None:
+    # asyncio.Event binds to a loop only when first awaited (Python >= 3.10), so it can be made
+    # on any thread; bluesky's version waits at most 0.1 s for the loop to make it, or drops
+    # the trip.
+    if self._ev is None and self.RE is not None:
+        self._ev = asyncio.Event()
+    return self._ev
+
+
+def harden(suspender: Any) -> None:
+    """Let a bluesky SuspenderBase register a trip even while the engine's loop is busy."""
+    if isinstance(suspender, SuspenderBase):
+        suspender._SuspenderBase__make_event = types.MethodType(_make_event_now, suspender)
+
+
+def tripped_futures(suspenders: Iterable[Any]) -> list[Callable]:
+    """The awaitable factories of every suspender that is tripped now."""
+    futures = []
+    for suspender in suspenders:
+        if suspender.tripped:
+            futures.extend(suspender.get_futures()[0])
+    return futures
