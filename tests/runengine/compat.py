@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ADDRESS = re.compile(r" at 0x[0-9a-f]+")  # in the repr of a function given in plan_args
 SHORT_UID = re.compile(r"(?<![0-9a-z])[0-9a-f]{6}$")  # bluesky.utils.short_uid, e.g. 'set-1a2b3c'
 
 
@@ -127,7 +128,7 @@ class PushedReadings:
         self._callbacks: list = []
 
     def _reading(self) -> dict:
-        return {self.name: {"value": self.value, "timestamp": 0.0}}
+        return {self.name: {"value": self.value, "timestamp": float(self.value)}}
 
     def describe(self) -> dict:
         return {self.name: {"source": "pushed", "dtype": "integer", "shape": []}}
@@ -204,7 +205,7 @@ class Normalizer:
 
     def value(self, obj: Any) -> Any:
         if isinstance(obj, str):
-            return UID.sub(self._uid, obj)
+            return ADDRESS.sub(" at 0x...", UID.sub(self._uid, obj))
         if isinstance(obj, dict):
             return {self.value(k): self._item(k, v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
@@ -258,6 +259,7 @@ def message_signatures(msgs: list) -> list[tuple]:
         if x is None or isinstance(x, bool | int | float):
             return x
         if isinstance(x, str):
+            x = ADDRESS.sub(" at 0x...", x)
             x = UID.sub(lambda m: groups.setdefault(m.group(0), f"<g{len(groups)}>"), x)
             return SHORT_UID.sub(lambda m: groups.setdefault(m.group(0), f"<g{len(groups)}>"), x)
         if isinstance(x, np.generic):
@@ -271,7 +273,13 @@ def message_signatures(msgs: list) -> list[tuple]:
             return f"<{type(x).__name__} {name}>"
         return f"<{type(x).__name__}>"
 
-    return [(m.command, token(m.obj), token(m.args), token(m.kwargs), m.run) for m in msgs]
+    def signature(m: Any) -> tuple:
+        args, kwargs = token(m.args), token(m.kwargs)
+        if m.command == "unsubscribe":  # tokens count the engine's subscriptions so far
+            args, kwargs = ("<token>",) * len(args), dict.fromkeys(kwargs, "<token>")
+        return (m.command, token(m.obj), args, kwargs, m.run)
+
+    return [signature(m) for m in msgs]
 
 
 # ---- validating ----------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import pytest
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
+from bluesky.utils import Msg, RunEngineInterrupted
 from cycler import cycler
 from ophyd.status import Status
 
-from .compat import run_plan
+from .compat import Normalizer, assert_same_outcome, make_devices, normalize, positions, run_plan
 
 
 def at(motor, position):
@@ -299,3 +300,135 @@ def test_count_with_external_assets(compare):
         "event",
         "stop",
     ]
+
+
+# ---- interruptions: pause in a plan, then resume / stop / abort / halt -----------------------
+def run_interrupted(RE, make_plan, actions):
+    """Run ``make_plan(hw)``; after each RunEngineInterrupted take the next action.
+
+    Returns the outcome and what each action returned or raised.
+    """
+    hw = make_devices()
+    out = run_plan(RE, make_plan, hw=hw)
+    answers = []
+    RE.msg_hook = lambda msg: out.msgs.append(msg._replace(kwargs=dict(msg.kwargs)))
+    try:
+        for action in actions:
+            assert isinstance(out.error, RunEngineInterrupted), out.error
+            assert RE.state == "paused"
+            out.error = None
+            try:
+                answers.append(getattr(RE, action)())
+            except BaseException as err:
+                out.error = err
+    finally:
+        RE.msg_hook = None
+    assert RE.state == "idle"
+    out.positions = positions(hw)
+    return out, answers
+
+
+def _pausing_scan(hw, where="after_checkpoint"):
+    """A scan whose second step pauses, at a checkpoint or with an event bundle open."""
+    steps = []
+
+    def per_step(detectors, step, pos_cache):
+        steps.append(step)
+        if len(steps) == 2 and where == "after_checkpoint":
+            yield from bps.checkpoint()
+            yield Msg("pause")
+        if len(steps) == 2 and where == "in_bundle":
+            yield from bps.move_per_step(step, pos_cache)
+            yield from bps.create("primary")
+            yield from bps.read(hw.det)
+            yield Msg("pause")
+            yield from bps.read(hw.motor)
+            yield from bps.save()
+            return
+        yield from bps.one_nd_step(detectors, step, pos_cache)
+
+    def cleanup():  # a plain generator: a halt skips it without a never-iterated warning
+        yield from bps.mv(hw.motor1, 9)
+
+    scan = bp.scan([hw.det], hw.motor, -1, 1, 3, per_step=per_step)
+    return bpp.finalize_wrapper(scan, cleanup())
+
+
+def _not_resumable(hw):
+    def plan():
+        yield from bps.open_run()
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.clear_checkpoint()
+        yield from bps.checkpoint()  # no use: clear_checkpoint holds for the whole call
+        yield Msg("pause")  # becomes an abort
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.close_run()
+
+    return plan()
+
+
+def _unrewindable(hw):
+    def plan():
+        yield from bps.open_run()
+        yield from bps.checkpoint()
+        yield Msg("rewindable", None, False)
+        yield from bps.trigger_and_read([hw.det])
+        yield Msg("pause")
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.close_run()
+
+    return plan()
+
+
+def _unrewindable_in_bundle(hw):
+    def plan():
+        yield from bps.open_run()
+        yield from bps.trigger_and_read([hw.det])
+        yield Msg("rewindable", None, False)
+        yield from bps.create("primary")
+        yield from bps.read(hw.det)
+        yield Msg("pause")  # nothing to replay: the bundle stays open through the pause
+        yield from bps.save()
+        yield from bps.close_run()
+
+    return plan()
+
+
+def _deferred_pause(hw):
+    def plan():
+        yield from bps.open_run()
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.deferred_pause()
+        yield from bps.mv(hw.motor, 1)
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.checkpoint()  # the pause happens here (bluesky waits 0.5 s first)
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.close_run()
+
+    return plan()
+
+
+INTERRUPTED = {
+    "resume": (_pausing_scan, ["resume"]),
+    "resume_in_bundle": (lambda hw: _pausing_scan(hw, "in_bundle"), ["resume"]),
+    "stop": (_pausing_scan, ["stop"]),
+    "abort": (_pausing_scan, ["abort"]),
+    "halt": (_pausing_scan, ["halt"]),
+    "not_resumable": (_not_resumable, []),
+    "unrewindable_resume": (_unrewindable, ["resume"]),
+    "unrewindable_in_bundle": (_unrewindable_in_bundle, ["resume"]),
+    "deferred_pause": (_deferred_pause, ["resume"]),
+}
+
+
+@pytest.mark.parametrize("name", INTERRUPTED)
+def test_interrupted_plan_gives_the_same_documents(engine_pair, name):
+    make_plan, actions = INTERRUPTED[name]
+    (theirs, their_answers), (ours, our_answers) = (
+        run_interrupted(RE, make_plan, actions) for RE in engine_pair
+    )
+    assert_same_outcome(theirs, ours)
+    n_theirs, n_ours = Normalizer(), Normalizer()
+    normalize(theirs.docs, n_theirs)
+    normalize(ours.docs, n_ours)
+    assert n_ours.value(our_answers) == n_theirs.value(their_answers)
