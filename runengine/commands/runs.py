@@ -224,6 +224,14 @@ async def configure(RE: Any, msg: Msg) -> Any:
     return result
 
 
+def _same(data: dict, other: dict | None) -> bool:
+    """Whether two readings' data are equal (arrays, whose ``==`` is ambiguous, are not)."""
+    try:
+        return bool(data == other)
+    except ValueError:
+        return False
+
+
 @command("monitor")
 async def monitor(RE: Any, msg: Msg) -> None:
     """Emit an event in stream ``name`` whenever ``obj`` changes, until unmonitor or close_run."""
@@ -239,15 +247,15 @@ async def monitor(RE: Any, msg: Msg) -> None:
     stream = bundle.describe_stream(name, (obj,))
     bundle.live_streams.add(name)
 
-    last_stamps: list = [None]
+    last: list = [None, None]  # the data and timestamps of the last event
 
     def emit_event(readings: dict | None = None, *args: Any, **kw: Any) -> None:
         # Subscribable devices pass their readings (ophyd-async: read() is a coroutine);
         # ophyd signals pass keywords only, so read them.
         data, stamps = split_reading(obj.read() if readings is None else readings)
-        if stamps == last_stamps[0]:
+        if stamps == last[1] and _same(data, last[0]):
             return  # the same reading again: re-subscribing after a pause calls back at once
-        last_stamps[0] = stamps
+        last[:] = data, stamps
         bundle.emit_event(stream, data, stamps)
 
     bundle.monitors[obj] = (emit_event, kwargs)

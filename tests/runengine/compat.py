@@ -100,6 +100,7 @@ def make_devices(save_path: Any = None) -> SimpleNamespace:
         loc_motor=LocatableAxis(name="loc_motor"),
         async_motor=AsyncLocatableAxis(name="async_motor"),
         pushed=PushedReadings("pushed"),
+        pushed_same_time=PushedReadings("pushed_same_time", stamp=0.0),
     )
     hw.direct_img.img.name = "img"
     if save_path is not None:
@@ -121,14 +122,16 @@ def positions(hw: SimpleNamespace) -> dict[str, Any]:
 class PushedReadings:
     """A readable that hands its subscribers readings (ophyd-async style); ``read`` is async."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, stamp: float | None = None) -> None:
         self.name = name
+        self.stamp = stamp  # None: a timestamp per value
         self.parent = None
         self.value = 0
         self._callbacks: list = []
 
     def _reading(self) -> dict:
-        return {self.name: {"value": self.value, "timestamp": float(self.value)}}
+        stamp = float(self.value) if self.stamp is None else self.stamp
+        return {self.name: {"value": self.value, "timestamp": stamp}}
 
     def describe(self) -> dict:
         return {self.name: {"source": "pushed", "dtype": "integer", "shape": []}}

@@ -158,6 +158,18 @@ def monitor_pushed_readings(hw):
     return in_run(body)
 
 
+def monitor_same_timestamps(hw):
+    """New values with one timestamp (a coarse device clock) are new events all the same."""
+
+    def body():
+        yield from bps.monitor(hw.pushed_same_time, name="coarse")
+        for value in (1, 2, 3):
+            hw.pushed_same_time.push(value)
+            yield from bps.null()
+
+    return in_run(body)
+
+
 def declared_streams(hw):
     def body():
         yield from bps.declare_stream(hw.det, hw.motor, name="primary")
@@ -333,6 +345,7 @@ STUB_PLANS = {
     "stage_unstage": stage_unstage,
     "monitor_a_signal": monitor_a_signal,
     "monitor_pushed_readings": monitor_pushed_readings,
+    "monitor_same_timestamps": monitor_same_timestamps,
     "declared_streams": declared_streams,
     "create_read_save_drop": create_read_save_drop,
     "sleep_checkpoint_null": sleep_checkpoint_null,
