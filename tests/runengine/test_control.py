@@ -178,7 +178,8 @@ def test_abort_from_another_thread_while_running(RE, docs, devices):
     assert 0 < n < 100 and stop["num_events"]["primary"] == n
 
 
-def test_halt_skips_plan_cleanup(RE):
+@pytest.mark.parametrize(("verb", "cleaned"), [("halt", []), ("stop", ["ran"]), ("abort", ["ran"])])
+def test_only_halt_skips_plan_cleanup(RE, verb, cleaned):
     cleanup = []
 
     def plan():
@@ -189,28 +190,11 @@ def test_halt_skips_plan_cleanup(RE):
         cleanup.append("ran")
         yield from bps.null()
 
-    later(0.1, RE.halt)
+    later(0.1, getattr(RE, verb))
     with pytest.raises(RunEngineInterrupted):
         RE(bpp.finalize_wrapper(plan(), cleanup_plan()))
-    assert cleanup == []
+    assert cleanup == cleaned
     assert RE.state == "idle"
-
-
-def test_stop_runs_plan_cleanup(RE):
-    cleanup = []
-
-    def plan():
-        yield from bps.checkpoint()
-        yield from bps.sleep(5)
-
-    def cleanup_plan():
-        cleanup.append("ran")
-        yield from bps.null()
-
-    later(0.1, RE.stop)
-    with pytest.raises(RunEngineInterrupted):
-        RE(bpp.finalize_wrapper(plan(), cleanup_plan()))
-    assert cleanup == ["ran"]
 
 
 def test_pause_without_a_checkpoint_aborts(RE, docs):
@@ -343,3 +327,46 @@ def test_resuming_does_not_duplicate_monitor_events(RE, docs):
     values = [d["data"]["temperature"] for d in events(docs)]
     assert values == [1.0, 2.0]
     assert [d["seq_num"] for d in events(docs)] == [1, 2]
+
+
+class PausableDetector:
+    """A detector that must be told about pauses, and may refuse a replay."""
+
+    name = "pdet"
+    parent = None
+
+    def __init__(self, refuse_replay=False):
+        self.calls = []
+        self.refuse_replay = refuse_replay
+
+    def trigger(self):
+        from ophyd.status import Status
+
+        self.calls.append("trigger")
+        return Status(done=True, success=True)
+
+    def read(self):
+        return {"pdet": {"value": len(self.calls), "timestamp": 0.0}}
+
+    def describe(self):
+        return {"pdet": {"dtype": "number", "shape": [], "source": "test"}}
+
+    def pause(self):
+        from bluesky.utils import NoReplayAllowed
+
+        self.calls.append("pause")
+        if self.refuse_replay:
+            raise NoReplayAllowed()
+
+    def resume(self):
+        self.calls.append("resume")
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["replay", "no-replay"])
+def test_pausable_devices_are_told_and_may_refuse_the_replay(RE, refuse):
+    det = PausableDetector(refuse_replay=refuse)
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("checkpoint"), Msg("trigger", det), Msg("pause"), Msg("null")])
+    RE.resume()
+    expected = ["trigger", "pause", "resume"] + ([] if refuse else ["trigger"])
+    assert det.calls == expected
