@@ -95,11 +95,14 @@ def clear_checkpoint(RE: Any, msg: Msg) -> None:
 
 @command("rewindable")
 def rewindable(RE: Any, msg: Msg) -> bool:
-    """Set whether messages are cached for replay (if given); returns the flag."""
+    """Set whether messages are cached for replay (if given); returns the flag.
+
+    The flag is the engine's (``RE.rewindable``): as in bluesky it outlasts the call.
+    """
     ex = RE._exec
     flag = msg.args[0] if msg.args else None
     if flag is not None and bool(flag) != ex.cache.rewindable:
-        ex.cache.rewindable = bool(flag)
+        ex.cache.rewindable = RE._rewindable = bool(flag)
         ex.checkpoint()
     return ex.cache.rewindable
 
