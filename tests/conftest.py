@@ -24,6 +24,7 @@ def _reset(RE) -> None:
     RE.msg_hook = RE.state_hook = RE.waiting_hook = None
     RE.clear_suspenders()
     RE.record_interruptions = False
+    RE.rewindable = True
     RE.ignore_callback_exceptions = False
 
 
@@ -61,11 +62,12 @@ def compare(engine_pair, tmp_path):
     """
     theirs_RE, ours_RE = engine_pair
 
-    def compare(make_plan, *, messages=True, unclocked=False, ordered=True, assets=False, **md):
+    def compare(make_plan, *, assets=False, check=None, **md):
+        """``check``: keyword arguments of assert_same_outcome."""
         path = tmp_path if assets else None
         theirs = run_plan(theirs_RE, make_plan, hw=make_devices(path), **md)
         ours = run_plan(ours_RE, make_plan, hw=make_devices(path), **md)
-        assert_same_outcome(theirs, ours, messages=messages, unclocked=unclocked, ordered=ordered)
+        assert_same_outcome(theirs, ours, **(check or {}))
         return theirs, ours
 
     return compare

@@ -181,7 +181,7 @@ CLOCKED = {"count_num_delay", "count_delay_list"}
 
 @pytest.mark.parametrize("name", PLANS)
 def test_plan_gives_the_same_documents(compare, name):
-    _, ours = compare(PLANS[name], unclocked=name in CLOCKED)
+    _, ours = compare(PLANS[name], check={"unclocked": name in CLOCKED})
     assert ours.error is None
     assert ours.names()[0] == "start" and ours.names()[-1] == "stop"
 

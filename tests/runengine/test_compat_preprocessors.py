@@ -313,7 +313,7 @@ UNORDERED = {"baseline_wrapper", "baseline_decorator", "supplemental_data"}
 
 @pytest.mark.parametrize("name", PREPROCESSED)
 def test_preprocessed_plan_gives_the_same_documents(compare, name):
-    compare(PREPROCESSED[name], ordered=name not in UNORDERED)
+    compare(PREPROCESSED[name], check={"ordered": name not in UNORDERED})
 
 
 def test_print_summary_prints_the_same(compare, capsys):

@@ -13,10 +13,12 @@ from functools import partial
 
 import pytest
 from bluesky import plan_stubs as bps
+from bluesky import plans as bp
 from bluesky import preprocessors as bpp
-from bluesky.utils import Msg
+from bluesky.utils import Msg, RunEngineInterrupted
+from ophyd.status import DeviceStatus
 
-from .compat import run_plan, validate_documents
+from .compat import assert_same_outcome, run_plan, validate_documents
 
 
 def in_run(body, **md):
@@ -369,7 +371,7 @@ UNORDERED = {"declared_streams"}
 @pytest.mark.filterwarnings("ignore:The caching_repeater will be removed")
 @pytest.mark.parametrize("name", STUB_PLANS)
 def test_stub_plan_gives_the_same_documents(compare, name):
-    _, ours = compare(STUB_PLANS[name], ordered=name not in UNORDERED)
+    _, ours = compare(STUB_PLANS[name], check={"ordered": name not in UNORDERED})
     assert ours.error is None
 
 
@@ -452,6 +454,45 @@ def test_monitor_without_a_name(engine_pair):
     assert theirs.of("stop")[0]["exit_status"] == "fail"
 
 
+def test_monitor_message_without_a_name(engine_pair):
+    """``Msg('monitor', obj)`` without a name: '<obj>_monitor' in ours, a random
+    'monitor-xxxxxx' in bluesky 1.15.1. Otherwise the same documents."""
+
+    def make(hw):
+        def body():
+            yield Msg("monitor", hw.sig)
+            yield from bps.mv(hw.sig, 5)
+
+        return in_run(body)
+
+    theirs, ours = (run_plan(RE, make) for RE in engine_pair)
+    assert [d["name"] for d in ours.of("descriptor")] == ["sig_monitor"]
+    random_name = theirs.of("descriptor")[0]["name"]
+    assert random_name.startswith("monitor-")
+    theirs.of("descriptor")[0]["name"] = "sig_monitor"
+    stop = theirs.of("stop")[0]
+    stop["num_events"] = {"sig_monitor": stop["num_events"].pop(random_name)}
+    assert_same_outcome(theirs, ours)
+
+
+def test_rewindable_set_by_a_plan_is_the_engines_flag(engine_pair):
+    """Msg('rewindable', None, False) sets RE.rewindable, which outlasts the call."""
+
+    def make(hw):
+        def plan():
+            yield Msg("rewindable", None, False)
+            yield from bp.count([hw.det])
+
+        return plan()
+
+    flags = []
+    for RE in engine_pair:
+        run_plan(RE, make)
+        flags.append(RE.rewindable)
+        RE.rewindable = True
+    assert flags == [False, False]
+
+
 def test_input_plan_reads_a_line(compare, monkeypatch, capsys):
     def make(hw):
         return input_plan(hw, lambda text: monkeypatch.setattr("sys.stdin", io.StringIO(text)))
@@ -516,3 +557,86 @@ def test_every_plan_stub_is_used_or_explained():
     }
     missing = {name for name in public if f"bps.{name}(" not in used} - set(explained)
     assert missing == set()
+
+
+# ---- plans that go wrong: the same exception class, documents and exit status ---------------
+class FailingMover:
+    """A movable whose every move fails."""
+
+    name = "failing"
+    parent = None
+
+    def set(self, value):
+        status = DeviceStatus(self)
+        status.set_exception(RuntimeError(f"cannot go to {value}"))
+        return status
+
+    def read(self):
+        return {}
+
+    def describe(self):
+        return {}
+
+
+def _run(*msgs):
+    def make(hw):
+        def plan():
+            yield from bps.open_run()
+            for msg in msgs:
+                yield msg(hw) if callable(msg) else msg
+            yield from bps.close_run()
+
+        return plan()
+
+    return make
+
+
+def _bundle(*reads):
+    return [
+        Msg("create", name="primary"),
+        *(lambda hw, r=r: Msg("read", getattr(hw, r)) for r in reads),
+    ]
+
+
+FAILING = {
+    "open_run_twice": _run(Msg("open_run")),
+    "close_run_twice": _run(Msg("close_run"), Msg("close_run")),
+    "create_without_a_run": lambda hw: iter([Msg("create", name="primary")]),
+    "save_without_create": _run(Msg("save")),
+    "drop_without_create": _run(Msg("drop")),
+    "create_twice": _run(*_bundle("det"), Msg("create", name="primary")),
+    "checkpoint_in_a_bundle": _run(*_bundle("det"), Msg("checkpoint")),
+    "configure_in_a_bundle": _run(*_bundle("det"), lambda hw: Msg("configure", hw.det, {})),
+    "mismatched_objects": _run(*_bundle("det"), Msg("save"), *_bundle("det1"), Msg("save")),
+    "colliding_keys": _run(*_bundle("det", "identical_det")),
+    "unknown_command": _run(Msg("no_such_command")),
+    "read_a_non_readable": _run(Msg("read", object())),
+    "set_a_non_movable": _run(Msg("set", object(), 1)),
+    "wait_without_a_group": _run(Msg("wait")),
+    "monitor_twice": _run(
+        lambda hw: Msg("monitor", hw.sig, name="a"), lambda hw: Msg("monitor", hw.sig, name="b")
+    ),
+    "unmonitor_unmonitored": _run(lambda hw: Msg("unmonitor", hw.sig)),
+    "failed_move_waited_on": lambda hw: in_run(lambda: bps.mv(FailingMover(), 1)),
+    "failed_move_never_waited_on": lambda hw: in_run(_set_and_go_on),
+}
+
+
+def _set_and_go_on():
+    """The failure reaches the plan at a later message (bluesky throws it in as it arrives)."""
+    yield from bps.abs_set(FailingMover(), 1)
+    yield from bps.sleep(0.01)
+    yield from bps.null()
+
+
+NO_RUN_TO_FAIL = {"close_run_twice", "create_without_a_run"}
+
+
+@pytest.mark.parametrize("name", FAILING)
+def test_failing_plan_fails_the_same_way(compare, name):
+    """Our exception may say more than bluesky's (its class, or a subclass of it)."""
+    theirs, ours = compare(FAILING[name], check={"error_text": False})
+    assert theirs.error is not None and not isinstance(theirs.error, RunEngineInterrupted)
+    if name not in NO_RUN_TO_FAIL:
+        stop = ours.of("stop")[-1]
+        assert stop["exit_status"] == "fail" and stop["reason"]
