@@ -6,6 +6,9 @@ the engine's loop is busy for more than 0.1 s when the trip arrives, the engine 
 trips while a first one holds the plan. ``harden`` fixes the first per suspender; the engine
 covers the others by asking every installed suspender whether it is tripped whenever it is
 about to go on (on resume, and when a suspension ends).
+
+``harden`` also closes a race in ``get_futures``: it reads ``tripped`` outside the lock, so a
+release arriving in between left it handing out a fresh event that nobody would ever set.
 """
 
 from __future__ import annotations
@@ -29,10 +32,19 @@ def _make_event_now(self: SuspenderBase) -> asyncio.Event | None:
     return self._ev
 
 
+def _get_futures_atomically(self: SuspenderBase) -> tuple[list, str]:
+    with self._lock:
+        if not self._tripped:
+            return [], ""
+        return [_make_event_now(self).wait], self._get_justification()
+
+
 def harden(suspender: Any) -> None:
-    """Let a bluesky SuspenderBase register a trip even while the engine's loop is busy."""
+    """Let a bluesky SuspenderBase register a trip even while the engine's loop is busy,
+    and hand out only events that its release will set."""
     if isinstance(suspender, SuspenderBase):
         suspender._SuspenderBase__make_event = types.MethodType(_make_event_now, suspender)
+        suspender.get_futures = types.MethodType(_get_futures_atomically, suspender)
 
 
 def tripped_futures(suspenders: Iterable[Any]) -> list[Callable]:

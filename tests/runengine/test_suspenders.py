@@ -214,3 +214,21 @@ def test_request_suspend_directly(RE):
 
     RE(plan())
     assert seen[:4] == ["checkpoint", "null", "_start_suspender", "rewindable"]
+
+
+def test_every_event_handed_out_is_set_by_the_release(RE):
+    import asyncio
+
+    signal = Signal(name="beam", value=0)
+    suspender = SuspendBoolHigh(signal)
+    RE.install_suspender(suspender)
+    signal.put(1)
+    (wait,), _ = suspender.get_futures()
+    signal.put(0)
+    assert suspender.get_futures() == ([], "")
+
+    async def released():
+        await asyncio.wait_for(wait(), 2)
+        return True
+
+    assert asyncio.run_coroutine_threadsafe(released(), RE.loop).result(3)
