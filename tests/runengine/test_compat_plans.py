@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
+from collections.abc import MutableMapping
 
 import pytest
 from bluesky import plan_stubs as bps
@@ -432,3 +434,50 @@ def test_interrupted_plan_gives_the_same_documents(engine_pair, name):
     normalize(theirs.docs, n_theirs)
     normalize(ours.docs, n_ours)
     assert n_ours.value(our_answers) == n_theirs.value(their_answers)
+
+
+class JsonFileDict(MutableMapping):
+    """A mapping kept in a JSON file, written on every change (like a persistent RE.md)."""
+
+    def __init__(self, path):
+        self.path = path
+        self._data = json.loads(path.read_text()) if path.exists() else {}
+
+    def _save(self):
+        self.path.write_text(json.dumps(self._data))
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __setitem__(self, key, value):
+        self._data[key] = value
+        self._save()
+
+    def __delitem__(self, key):
+        del self._data[key]
+        self._save()
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+
+def test_metadata_in_a_persistent_mapping_survives_the_engine(tmp_path):
+    """RE.md may be any mutable mapping, kept by reference: scan_id is stored at each run."""
+    from bluesky import RunEngine as BlueskyRunEngine
+
+    from runengine import RunEngine
+
+    stored = []
+    for i, engine in enumerate((BlueskyRunEngine, RunEngine)):
+        md = JsonFileDict(tmp_path / f"md{i}.json")
+        md["beamline"] = "demo"
+        RE = engine(md, context_managers=[])
+        assert RE.md is md
+        RE(bp.count([make_devices().det]))
+        RE(bp.count([make_devices().det]), operator="call md is not kept")
+        again = JsonFileDict(tmp_path / f"md{i}.json")
+        stored.append({k: v for k, v in again.items() if k != "versions"})
+    assert stored[0] == stored[1] == {"beamline": "demo", "scan_id": 2}

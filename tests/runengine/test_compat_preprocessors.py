@@ -529,9 +529,19 @@ def test_abort_reason_when_the_engine_closes_the_run(engine_pair):
     assert docs[1][-1][1]["reason"] == "why not"
 
 
-def test_call_returns_result_after_abort(engine_pair):
-    """RunEngineResult from abort() of a paused plan: the same fields."""
-    results = []
+def _exception_kind(exc):
+    """The class of result.exception, which bluesky gives as a class after stop/halt."""
+    return exc if isinstance(exc, type) or exc is None else type(exc)
+
+
+@pytest.mark.parametrize("action", ["abort", "stop", "halt", "resume"])
+def test_call_returns_result_after_a_pause(engine_pair, action):
+    """RunEngineResult from abort/stop/halt/resume of a paused plan: the same fields.
+
+    Deliberate fix (spec/engine.md §8.5): ``result.exception`` is always an exception instance
+    in ours; bluesky gives the class itself after stop and halt, an instance after abort.
+    """
+    results, exceptions = [], []
     for RE in engine_pair:
         RE._call_returns_result = True
         try:
@@ -542,26 +552,64 @@ def test_call_returns_result_after_abort(engine_pair):
                 yield from bps.open_run()
                 yield from bps.checkpoint()
                 yield Msg("pause")
+                yield from bps.close_run()
+                return "the end"
 
             with pytest.raises(RunEngineInterrupted):
                 RE(plan(), lambda name, doc, docs=docs: docs.append((name, doc)))
-            result = RE.abort("enough")
+            result = RE.abort("enough") if action == "abort" else getattr(RE, action)()
         finally:
             RE._call_returns_result = False
         norm = Normalizer()
         normalize(docs, norm)
+        exceptions.append(result.exception)
         results.append(
             (
                 norm.value(result.run_start_uids),
-                result.plan_result is RE.NO_PLAN_RETURN,
+                result.plan_result
+                if action == "resume"
+                else result.plan_result is RE.NO_PLAN_RETURN,
                 result.exit_status,
                 result.interrupted,
                 result.reason,
-                type(result.exception),
+                _exception_kind(result.exception),
+                normalize(docs)[-1][1]["exit_status"],
             )
         )
     assert results[0] == results[1]
-    assert results[1][:5] == (("<uid 0>",), True, "abort", True, "enough")
+    expected = {
+        "abort": (("<uid 0>",), True, "abort", True, "enough"),
+        "stop": (("<uid 0>",), True, "success", True, ""),
+        "halt": (("<uid 0>",), True, "abort", True, ""),
+        "resume": (("<uid 0>",), "the end", "success", False, ""),
+    }
+    assert results[1][:5] == expected[action]
+    theirs, ours = exceptions
+    if action == "resume":
+        assert theirs is ours is None
+    else:
+        assert isinstance(ours, BaseException)  # an instance, of the class bluesky gives
+        assert isinstance(theirs, type) == (action != "abort")
+
+
+def test_call_returns_result_when_the_plan_fails(engine_pair):
+    """A failing plan raises its exception from the call, with or without results."""
+    errors = []
+    for RE in engine_pair:
+        RE._call_returns_result = True
+        try:
+            with pytest.raises(ZeroDivisionError) as info:
+                RE(_divide_by_zero())
+        finally:
+            RE._call_returns_result = False
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+
+
+def _divide_by_zero():
+    yield from bps.open_run()
+    yield from bps.null()
+    return 1 / 0
 
 
 def test_every_preprocessor_is_compared_or_explained():
