@@ -21,6 +21,7 @@ from bluesky import plans as bp
 from bluesky.callbacks import CallbackCounter, LiveGrid, LivePlot, LiveTable
 from bluesky.callbacks.best_effort import BestEffortCallback
 from bluesky.callbacks.json_writer import JSONLinesWriter
+from bluesky.utils import Msg, RunEngineInterrupted
 from event_model import RunRouter
 
 from .compat import (
@@ -335,3 +336,43 @@ def test_callbacks_run_on_the_engine_thread(engine_pair):
         )
         threads.append(names)
     assert threads[0] == threads[1] == {"bluesky-run-engine"}
+
+
+def test_state_hook_through_a_pause_and_resume(engine_pair):
+    transitions = []
+    for RE in engine_pair:
+        seen = []
+        RE.state_hook = lambda new, old, seen=seen: seen.append((str(new), str(old)))
+        with pytest.raises(RunEngineInterrupted):
+            RE([Msg("open_run"), Msg("checkpoint"), Msg("pause"), Msg("close_run")])
+        RE.resume()
+        RE.state_hook = None
+        transitions.append(seen)
+    assert (
+        transitions[0]
+        == transitions[1]
+        == [
+            ("running", "idle"),
+            ("pausing", "running"),
+            ("paused", "pausing"),
+            ("running", "paused"),
+            ("idle", "running"),
+        ]
+    )
+
+
+def test_waiting_hook_sees_the_same_waits(engine_pair):
+    """waiting_hook: the statuses of each wait on a non-empty group, then None."""
+    calls = []
+    for RE in engine_pair:
+        seen = []
+
+        def hook(statuses, seen=seen):
+            seen.append(None if statuses is None else sorted(type(s).__name__ for s in statuses))
+
+        RE.waiting_hook = hook
+        run_plan(RE, lambda hw: bp.scan([hw.det], hw.motor, 0, 1, 2))
+        RE.waiting_hook = None
+        calls.append(seen)
+    assert calls[0] == calls[1]
+    assert calls[1] and calls[1][-1] is None

@@ -8,11 +8,14 @@ every document of ours must also be valid (see ``compat.py``).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import io
 import json
+import uuid
 from collections.abc import MutableMapping
 
+import jsonschema
 import pytest
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
@@ -21,7 +24,16 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from cycler import cycler
 from ophyd.status import Status
 
-from .compat import Normalizer, assert_same_outcome, make_devices, normalize, positions, run_plan
+from .compat import (
+    Normalizer,
+    assert_same_documents,
+    assert_same_outcome,
+    make_devices,
+    normalize,
+    positions,
+    run_plan,
+    validate_documents,
+)
 
 
 def at(motor, position):
@@ -481,3 +493,76 @@ def test_metadata_in_a_persistent_mapping_survives_the_engine(tmp_path):
         again = JsonFileDict(tmp_path / f"md{i}.json")
         stored.append({k: v for k, v in again.items() if k != "versions"})
     assert stored[0] == stored[1] == {"beamline": "demo", "scan_id": 2}
+
+
+# ---- the comparison itself is not vacuous -------------------------------------------------------
+def _replaced(obj, old, new):
+    """``obj`` with the string ``old`` replaced by ``new`` everywhere, types kept."""
+    if isinstance(obj, str):
+        return new if obj == old else obj
+    if isinstance(obj, dict):
+        return {k: _replaced(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_replaced(v, old, new) for v in obj)
+    return obj
+
+
+def _mutated(docs, index, change):
+    docs = copy.deepcopy(docs)
+    change(docs[index][1])
+    return docs
+
+
+def test_the_comparison_sees_what_matters_and_ignores_the_rest(engine_pair):
+    out = run_plan(engine_pair[1], lambda hw: bp.scan([hw.det], hw.motor, 0, 1, 2))
+    docs = out.docs
+    names = out.names()
+    desc, event, stop = names.index("descriptor"), names.index("event"), names.index("stop")
+    assert_same_documents(docs, copy.deepcopy(docs))
+
+    def retime(doc):
+        doc["time"] += 1
+        doc["timestamps"] = {k: v + 1 for k, v in doc["timestamps"].items()}
+
+    assert_same_documents(docs, _mutated(docs, event, retime))  # times are not compared
+    renamed = _replaced(docs, docs[0][1]["uid"], str(uuid.uuid4()))
+    assert_same_documents(docs, renamed)  # uids are compared as placeholders
+    differences = {
+        "a value": (event, lambda d: d["data"].update(det=0.5)),
+        "a seq_num": (event, lambda d: d.update(seq_num=7)),
+        "a reference": (event, lambda d: d.update(descriptor=docs[0][1]["uid"])),
+        "a timestamps key": (event, lambda d: d["timestamps"].pop("det")),
+        "a key": (stop, lambda d: d.pop("reason")),
+        "an exit status": (stop, lambda d: d.update(exit_status="fail")),
+        "a hint": (desc, lambda d: d["hints"]["det"].update(fields=[])),
+        "a configuration value": (
+            desc,
+            lambda d: d["configuration"]["det"]["data"].update(det_sigma=3),
+        ),
+        "the order of data keys": (
+            desc,
+            lambda d: d.update(data_keys=dict(reversed(list(d["data_keys"].items())))),
+        ),
+    }
+    for what, (index, change) in differences.items():
+        with pytest.raises(AssertionError):
+            assert_same_documents(docs, _mutated(docs, index, change))
+            pytest.fail(f"{what} changed, unnoticed")
+    with pytest.raises(AssertionError):
+        assert_same_documents(docs, docs[:-1])
+
+
+def test_validation_rejects_inconsistent_documents(engine_pair):
+    docs = run_plan(engine_pair[1], lambda hw: bp.count([hw.det], 2)).docs
+    validate_documents(docs)
+    names = [n for n, _ in docs]
+    broken = {
+        "an extra data key": (names.index("event"), lambda d: d["data"].update(extra=1)),
+        "a wrong count": (names.index("stop"), lambda d: d.update(num_events={"primary": 3})),
+        "a schema violation": (names.index("event"), lambda d: d.update(seq_num="one")),
+        "an unknown descriptor": (names.index("event"), lambda d: d.update(descriptor="x")),
+    }
+    for what, (index, change) in broken.items():
+        with pytest.raises((AssertionError, KeyError, jsonschema.ValidationError)):
+            validate_documents(_mutated(docs, index, change))
+            pytest.fail(f"{what}, unnoticed")
