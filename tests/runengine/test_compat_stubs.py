@@ -172,6 +172,35 @@ def monitor_same_timestamps(hw):
     return in_run(body)
 
 
+def edge_cases(hw):
+    """Odd but valid sequences of messages."""
+
+    def plan():
+        yield Msg("null")
+        yield Msg("open_run", plan_name="custom", scan_id=5)  # plan md beats the engine's
+        yield Msg("declare_stream", None, hw.det, name="primary")
+        yield Msg("declare_stream", None, hw.det, name="primary")  # again: a new descriptor
+        yield from bps.create("primary")
+        yield from bps.read(hw.det)
+        yield from bps.drop()
+        yield from bps.create("empty")
+        yield from bps.save()  # nothing read: no event, no descriptor
+        yield from bps.trigger_and_read([hw.det])
+        yield from bps.trigger_and_read([hw.sig, hw.det_with_conf], name="other")
+        yield Msg("stage", hw.det)
+        yield Msg("unstage", hw.det)
+        yield Msg("unstage", hw.det)  # not staged any more
+        yield Msg("unstage", hw.det1)  # never staged
+        yield Msg("sleep", None, 0)
+        yield Msg("wait", None, group="nobody")
+        yield Msg("close_run", exit_status="abort", reason="on purpose")
+        yield Msg("open_run")
+        yield Msg("close_run")
+        return (yield from bps.rd(hw.det4))
+
+    return plan()
+
+
 def declared_streams(hw):
     def body():
         yield from bps.declare_stream(hw.det, hw.motor, name="primary")
@@ -347,6 +376,7 @@ STUB_PLANS = {
     "stage_unstage": stage_unstage,
     "monitor_a_signal": monitor_a_signal,
     "monitor_pushed_readings": monitor_pushed_readings,
+    "edge_cases": edge_cases,
     "monitor_same_timestamps": monitor_same_timestamps,
     "declared_streams": declared_streams,
     "create_read_save_drop": create_read_save_drop,
@@ -619,6 +649,23 @@ FAILING = {
     "unmonitor_unmonitored": _run(lambda hw: Msg("unmonitor", hw.sig)),
     "failed_move_waited_on": lambda hw: in_run(lambda: bps.mv(FailingMover(), 1)),
     "failed_move_never_waited_on": lambda hw: in_run(_set_and_go_on),
+    "read_twice_in_a_bundle": _run(*_bundle("det", "det")),
+    "read_a_component_of_a_device_read": _run(
+        *_bundle("motor"), lambda hw: Msg("read", hw.motor.readback)
+    ),
+    "read_a_device_after_its_component": _run(
+        lambda hw: Msg("create", name="primary"),
+        lambda hw: Msg("read", hw.motor.setpoint),
+        lambda hw: Msg("read", hw.motor),
+    ),
+    "declared_stream_read_otherwise": _run(
+        lambda hw: Msg("declare_stream", None, hw.det, name="primary"),
+        *_bundle("det1"),
+        Msg("save"),
+    ),
+    "read_none": _run(Msg("read", None)),
+    "locate_a_non_locatable": _run(lambda hw: Msg("locate", hw.motor)),
+    "stop_a_non_stoppable": _run(lambda hw: Msg("stop", hw.sig)),
 }
 
 
