@@ -10,7 +10,12 @@ from bluesky import RunEngine as BlueskyRunEngine  # noqa: E402
 from ophyd.ophydobj import OphydObject  # noqa: E402
 
 from runengine import RunEngine  # noqa: E402
-from tests.runengine.compat import assert_same_outcome, make_devices, run_plan  # noqa: E402
+from tests.runengine.compat import (  # noqa: E402
+    assert_same_outcome,
+    make_devices,
+    run_plan,
+    validate_documents,
+)
 
 
 def _reset(RE) -> None:
@@ -42,6 +47,9 @@ def _hash_by_name(obj) -> int:
 def engine_pair(_engines, monkeypatch):
     """``(bluesky's RunEngine, ours)``, reset before and after the test.
 
+    Every document ours emits during the test is validated at its end (event-model's schemas,
+    references, counts), whichever way the test ran its plans.
+
     bluesky's plans iterate over sets of devices (the motors of a cycler), so the order of
     their messages and of ``start['motors']`` follows ``hash(device)``, an ``id()``. During
     these tests ophyd objects hash by name instead: the same order on both engines.
@@ -49,9 +57,14 @@ def engine_pair(_engines, monkeypatch):
     monkeypatch.setattr(OphydObject, "__hash__", _hash_by_name)
     for RE in _engines:
         _reset(RE)
+    ours = _engines[1]
+    emitted: list = []  # every document of ours in this test, validated at the end
+    token = ours.subscribe(lambda name, doc: emitted.append((name, doc)))
     yield _engines
+    ours.unsubscribe(token)
     for RE in _engines:
         _reset(RE)
+    validate_documents(emitted)
 
 
 @pytest.fixture
