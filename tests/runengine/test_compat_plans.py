@@ -225,6 +225,29 @@ def test_tweak_with_a_scripted_prompt(compare, monkeypatch, capsys):
     assert "motor, 0.5, 0.882, (0.5)" in out
 
 
+def test_count_forever_until_the_plan_gives_up(compare):
+    """count(num=None) runs until stopped: here its per_shot raises after three shots."""
+
+    class Enough(Exception):
+        pass
+
+    def make(hw):
+        shots = []
+
+        def per_shot(detectors):
+            if len(shots) == 3:
+                raise Enough("three is enough")
+            shots.append(None)
+            yield from bps.trigger_and_read(detectors)
+
+        return bp.count([hw.det], num=None, per_shot=per_shot)
+
+    _, ours = compare(make)
+    assert isinstance(ours.error, Enough)
+    assert [e["seq_num"] for e in ours.of("event")] == [1, 2, 3]
+    assert ours.of("start")[0]["num_points"] is None
+
+
 def test_plan_return_values_match(compare):
     """A plan's return value is the result's plan_result (and a run's uid for run plans)."""
 
