@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import inspect
-import sys
 import threading
 import types
 from collections.abc import Callable, Iterable, MutableMapping
@@ -102,15 +102,9 @@ class RunEngine:
         versions = self.md.setdefault("versions", {})
         versions["bluesky"] = bluesky.__version__
         versions["event_model"] = event_model.__version__
-        for name in ("ophyd", "ophyd_async"):
-            module = sys.modules.get(name)
-            if module is not None:
-                versions[name] = getattr(module, "__version__", "unknown")
-        if "ophyd" not in versions:
-            with contextlib.suppress(ImportError):
-                import ophyd
-
-                versions["ophyd"] = ophyd.__version__
+        for module, distribution in (("ophyd", "ophyd"), ("ophyd_async", "ophyd-async")):
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                versions[module] = importlib.metadata.version(distribution)
         self._loop = self.loop = loop if loop is not None else asyncio.new_event_loop()
         _bluesky_re.set_bluesky_event_loop(self._loop)
         self._th = ensure_loop_thread(self._loop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 from bluesky.utils import Msg
@@ -25,31 +26,30 @@ def _kwargs(msg: Msg) -> tuple[Any, dict]:
     return kwargs.pop("group", None), kwargs
 
 
-@command("set")
-def set_(RE: Any, msg: Msg) -> Any:
-    """``obj.set(*args)``; returns the Status, tracked in ``group``. Stopped on pause and exit."""
+def _start_action(RE: Any, msg: Msg, method: str) -> Any:
+    """``obj.<method>(*args, **kwargs)`` and track the Status it returns in ``group``."""
     obj = msg.obj
     group, kwargs = _kwargs(msg)
     try:
-        status = obj.set(*msg.args, **kwargs)
+        status = getattr(obj, method)(*msg.args, **kwargs)
     except AttributeError:
-        supports(obj, "set", command="set")
+        supports(obj, method, command=msg.command)  # a clear error if the method is missing
         raise
-    RE._exec.moved[obj] = None
     return _track(RE, status, msg, group)
+
+
+@command("set")
+def set_(RE: Any, msg: Msg) -> Any:
+    """``obj.set(*args)``; returns the Status, tracked in ``group``. Stopped on pause and exit."""
+    status = _start_action(RE, msg, "set")
+    RE._exec.moved[msg.obj] = None
+    return status
 
 
 @command("trigger")
 def trigger(RE: Any, msg: Msg) -> Any:
     """``obj.trigger()``; returns the Status, tracked in ``group``."""
-    obj = msg.obj
-    group, kwargs = _kwargs(msg)
-    try:
-        status = obj.trigger(*msg.args, **kwargs)
-    except AttributeError:
-        supports(obj, "trigger", command="trigger")
-        raise
-    return _track(RE, status, msg, group)
+    return _start_action(RE, msg, "trigger")
 
 
 @command("stage")
@@ -88,27 +88,22 @@ def unstage(RE: Any, msg: Msg) -> Any:
 def kickoff(RE: Any, msg: Msg) -> Any:
     """Start a flyer (needs an open run); collected at the end of the run if nobody does."""
     bundle = run_of(RE, msg, "kickoff")
-    obj = supports(msg.obj, "kickoff", "complete", command="kickoff")
-    group, kwargs = _kwargs(msg)
-    status = obj.kickoff(*msg.args, **kwargs)
-    bundle.uncollected.add(obj)
-    return _track(RE, status, msg, group)
+    supports(msg.obj, "kickoff", "complete", command="kickoff")
+    status = _start_action(RE, msg, "kickoff")
+    bundle.uncollected.add(msg.obj)
+    return status
 
 
 @command("complete")
 def complete(RE: Any, msg: Msg) -> Any:
     """``obj.complete()``; returns the Status, tracked in ``group``."""
-    obj = supports(msg.obj, "complete", command="complete")
-    group, kwargs = _kwargs(msg)
-    return _track(RE, obj.complete(*msg.args, **kwargs), msg, group)
+    return _start_action(RE, msg, "complete")
 
 
 @command("prepare")
 def prepare(RE: Any, msg: Msg) -> Any:
     """``obj.prepare(value)``; returns the Status, tracked in ``group``."""
-    obj = supports(msg.obj, "prepare", command="prepare")
-    group, kwargs = _kwargs(msg)
-    return _track(RE, obj.prepare(*msg.args, **kwargs), msg, group)
+    return _start_action(RE, msg, "prepare")
 
 
 @command("locate")
@@ -117,7 +112,9 @@ async def locate(RE: Any, msg: Msg) -> Any:
     objs = [msg.obj, *msg.args]
     for obj in objs:
         supports(obj, "locate", command="locate")
-    locations = await asyncio.gather(*(resolve(obj.locate()) for obj in objs))
+    locations = [obj.locate() for obj in objs]
+    if any(inspect.isawaitable(location) for location in locations):
+        locations = await asyncio.gather(*(resolve(location) for location in locations))
     if len(objs) == 1 and msg.kwargs.get("squeeze", True):
         return locations[0]
     return list(locations)
