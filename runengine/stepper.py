@@ -24,6 +24,7 @@ UNCACHEABLE = frozenset(
         "unmonitor",
         "open_run",
         "close_run",
+        "declare_stream",  # a rewind keeps the stream declared: a replay would repeat it
         "install_suspender",
         "remove_suspender",
         "_start_suspender",
@@ -135,14 +136,17 @@ def replay(msgs: Iterable[Msg]) -> Generator[Msg, Any, None]:
 class MessageCache:
     """Messages processed since the last checkpoint: what a resume replays.
 
-    ``msgs is None`` means the plan cleared its checkpoint and cannot be resumed for the rest
-    of the call (bluesky's sticky ``clear_checkpoint``).
+    ``msgs is None`` means there is no checkpoint to return to: none reached yet in this call
+    (the seed's rule: a plan paused before its first checkpoint is aborted, not replayed from
+    its start), or the plan cleared its checkpoint, which holds for the rest of the call
+    (bluesky's sticky ``clear_checkpoint``).
     """
 
-    __slots__ = ("msgs", "rewindable")
+    __slots__ = ("cleared", "msgs", "rewindable")
 
     def __init__(self) -> None:
-        self.msgs: list[Msg] | None = []
+        self.msgs: list[Msg] | None = None
+        self.cleared = False
         self.rewindable = True
 
     @property
@@ -158,12 +162,13 @@ class MessageCache:
         return False
 
     def checkpoint(self) -> None:
-        """Forget everything before now (does nothing once cleared)."""
-        if self.msgs is not None:
+        """Forget everything before now: a resume comes back here (unless cleared)."""
+        if not self.cleared:
             self.msgs = []
 
     def clear(self) -> None:
         """No checkpoint to return to for the rest of the call."""
+        self.cleared = True
         self.msgs = None
 
     def take(self) -> list[Msg]:

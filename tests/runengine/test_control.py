@@ -370,3 +370,12 @@ def test_pausable_devices_are_told_and_may_refuse_the_replay(RE, refuse):
     RE.resume()
     expected = ["trigger", "pause", "resume"] + ([] if refuse else ["trigger"])
     assert det.calls == expected
+
+
+def test_pausing_before_the_first_checkpoint_aborts_as_the_seed_says(RE, docs):
+    """ "If a scan ... has not yet reached a checkpoint ... If paused, it will abort instead." """
+    later(0.1, RE.request_pause)
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("open_run"), Msg("sleep", None, 2), Msg("checkpoint"), Msg("close_run")])
+    assert RE.state == "idle"
+    assert docs[-1][1]["exit_status"] == "abort"

@@ -89,8 +89,17 @@ def test_close_reports_generators_that_yield_on_close():
     assert len(stack.close()) == 1
 
 
+def test_no_checkpoint_yet_means_nothing_to_resume_from():
+    cache = MessageCache()
+    assert not cache.resumable
+    assert not cache.record(Msg("set", "m", 1))
+    cache.checkpoint()
+    assert cache.resumable
+
+
 def test_cache_records_cacheable_messages_until_checkpoint():
     cache = MessageCache()
+    cache.checkpoint()
     assert cache.record(Msg("set", "m", 1))
     assert not cache.record(Msg("open_run"))
     assert cache.record(Msg("trigger", "d"))
@@ -101,6 +110,7 @@ def test_cache_records_cacheable_messages_until_checkpoint():
 
 def test_cache_respects_rewindable_and_clear_is_sticky():
     cache = MessageCache()
+    cache.checkpoint()
     cache.rewindable = False
     assert not cache.record(Msg("set", "m", 1))
     cache.rewindable = True
@@ -114,6 +124,7 @@ def test_cache_respects_rewindable_and_clear_is_sticky():
 
 def test_take_empties_the_cache_for_replayed_messages_to_be_recorded_again():
     cache = MessageCache()
+    cache.checkpoint()
     cache.record(Msg("sleep", None, 1))
     msgs = cache.take()
     assert [m.command for m in msgs] == ["sleep"]
