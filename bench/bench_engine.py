@@ -35,11 +35,12 @@ def null_plan(n: int):
 
 
 def create_read_save(signal: Signal, n: int):
+    create, read, save = Msg("create", name="primary"), Msg("read", signal), Msg("save")
     yield Msg("open_run")
     for _ in range(n):
-        yield Msg("create", name="primary")
-        yield Msg("read", signal)
-        yield Msg("save")
+        yield create
+        yield read
+        yield save
     yield Msg("close_run")
 
 
