@@ -90,6 +90,7 @@ class RunBundle:
         self.streams: dict[str, Stream] = {}
         self.seq: dict[str, int] = {}  # next seq_num per stream name
         self._seq_at_checkpoint: dict[str, int] = {}
+        self._emitted_below: dict[str, int] = {}  # per stream: seq_nums emitted before a rewind
         self.info: dict[tuple[str, Any], ObjectInfo] = {}  # (stream, obj) -> description
         self.bundle_name: str | None = None
         self.bundle: dict[Any, dict] = {}  # obj -> reading, in read order
@@ -228,6 +229,15 @@ class RunBundle:
                 f"Mismatched objects read, expected {frozenset(stream.objs)!s}, "
                 f"got {frozenset(bundle)!s}"
             )
+        seq_num = self.seq[name]
+        if seq_num < self._emitted_below.get(name, 0):
+            # The replay after a rewind re-took a point that was emitted before the
+            # interruption: no second event (nor datums for it), the numbering goes on.
+            self.seq[name] = seq_num + 1
+            resources = [(n, d) for n, d in self.asset_docs if n.endswith("resource")]
+            if resources:
+                self.emit_assets(resources, stream)
+            return None
         if self.asset_docs:
             self.emit_assets(self.asset_docs, stream)
         data, stamps = {}, {}
@@ -235,7 +245,6 @@ class RunBundle:
             for key, val in reading.items():
                 data[key] = val["value"]
                 stamps[key] = val["timestamp"]
-        seq_num = self.seq[name]
         self.seq[name] = seq_num + 1
         doc = {
             "uid": new_uid(),
@@ -336,7 +345,12 @@ class RunBundle:
         """Back to the last checkpoint: re-taken events reuse their seq_nums; no open bundle.
 
         Live streams (monitors, interruptions) are not re-taken: they keep counting.
+        Events already emitted are re-taken by the replay but not emitted again (see save).
         """
+        emitted = self._emitted_below
+        for name, next_seq in self.seq.items():
+            if next_seq > emitted.get(name, 0):
+                emitted[name] = next_seq
         seq = {name: 1 for name in self.streams}
         seq.update(self._seq_at_checkpoint)
         for name in self.live_streams:

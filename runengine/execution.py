@@ -147,6 +147,8 @@ class Execution:
                     cached = msgs is not None and cache.rewindable and command not in UNCACHEABLE
                     if cached:
                         msgs.append(msg)
+                    elif command == "close_run":
+                        self.checkpoint_at_close_run()
                     handler = plain.get(command)
                     if handler is not None:
                         response = handler(msg)
@@ -360,6 +362,15 @@ class Execution:
         if self.cache.resumable:
             for bundle in self.runs.values():
                 bundle.checkpoint()
+
+    def checkpoint_at_close_run(self) -> None:
+        """A closed run's messages cannot be replayed: closing a run is a checkpoint.
+
+        (bluesky replays them, and its replayed 'create' fails for want of an open run.) Not
+        while another run has an event bundle open: its replay must start with its 'create'.
+        """
+        if all(bundle.bundle_name is None for bundle in self.runs.values()):
+            self.checkpoint()
 
     def stop_movers(self) -> None:
         for obj in list(self.moved):
