@@ -165,6 +165,11 @@ class Execution:
                 if now - tick > YIELD_EVERY:
                     tick = now
                     await asyncio.sleep(0)
+        except Exception as err:
+            # A fault of the engine itself, outside any plan or handler: never a quiet success.
+            self.exit_status = "fail"
+            self.reason = self.reason or f"RunEngine error: {err!r}"
+            self.exception = self.error = err
         finally:
             await self._finalize()
 
@@ -262,6 +267,10 @@ class Execution:
         else:
             owed = response
         if kind == "pause":
+            if self.engine.state == "suspending":
+                # This pause overtook a suspension not acted on yet (held until the resume);
+                # suspending -> pausing is no transition of the table.
+                self._state("running")
             if not self.cache.resumable:
                 self._state("pausing")
                 return self._begin("unresumable", "")
