@@ -235,8 +235,8 @@ class Execution:
         self._request(kind, reason)
 
     def request_suspend(self, fut: Any, pre_plan: Any, post_plan: Any, justification: Any) -> None:
-        if self.finished:
-            return
+        if self.finished or self.engine.state in ("stopping", "aborting", "halting"):
+            return  # the plan is ending; its cleanup is not suspended (no such transition)
         if not self.cache.resumable:
             print("No checkpoint; cannot suspend.")
             self.request_interrupt("unresumable", "")
@@ -283,7 +283,7 @@ class Execution:
             for fut, pre, post, why in self._held_suspensions:
                 start_msg = Msg("_start_suspender", None, pre, post, why, fut)
                 self.stack.push(single_gen(start_msg), owed, exc)
-                owed, exc = REPLAYED, None
+                owed, exc = None, None  # the one below has not started: it must be sent None
             self._held_suspensions.clear()
             return None, None
         return self._begin(kind, payload)
