@@ -379,3 +379,27 @@ def test_pausing_before_the_first_checkpoint_aborts_as_the_seed_says(RE, docs):
         RE([Msg("open_run"), Msg("sleep", None, 2), Msg("checkpoint"), Msg("close_run")])
     assert RE.state == "idle"
     assert docs[-1][1]["exit_status"] == "abort"
+
+
+def test_a_point_emitted_before_the_pause_is_not_emitted_again(RE, docs, devices):
+    """Paused between a save and the next checkpoint: the replay re-takes the point, and
+    bluesky emits its event a second time with the same seq_num. We emit it once."""
+    motor, det = devices
+
+    def plan():
+        yield from bps.open_run()
+        for x in range(3):
+            yield from bps.checkpoint()
+            yield from bps.mv(motor, x)
+            yield from bps.trigger_and_read([det, motor])
+            if x == 1:
+                yield from bps.pause()  # after the save, before the next checkpoint
+        yield from bps.close_run()
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    RE.resume()
+    evs = events(docs)
+    assert [e["seq_num"] for e in evs] == [1, 2, 3]
+    assert [e["data"]["motor"] for e in evs] == [0, 1, 2]
+    assert docs[-1][1]["num_events"] == {"primary": 3}
