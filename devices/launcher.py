@@ -1,0 +1,311 @@
+"""Start caproto IOCs as subprocesses on 127.0.0.1, a free port each, and stop them again.
+
+Channel Access never leaves the machine: every IOC binds to loopback, sends its beacons to
+loopback only, and clients search ``127.0.0.1:<port>`` of each IOC and nothing else (see the
+pitfalls P1-P6 in the hardware study). Readiness is a real CA search answered by the IOC, not a
+sleep. IOCs die with the process that started them: on a clean exit (``stop``, the context
+manager, ``atexit``) and when the parent is killed (``PR_SET_PDEATHSIG``).
+
+    with IOCProcess("runengine.devices.ioc.motors", "sim:") as ioc:
+        use_loopback_client(ioc.port)      # before the first PV of this process
+        ...
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+
+import caproto
+from caproto._commands import read_datagram
+
+LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+_running: weakref.WeakSet[IOCProcess] = weakref.WeakSet()
+_prefix_counter = itertools.count()
+
+
+class IOCStartError(RuntimeError):
+    """An IOC process exited, or did not answer a search, before it was ready."""
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 for UDP and TCP, with the next port free for the beacons."""
+    for _ in range(200):
+        with socket.socket() as tcp:
+            tcp.bind((LOOPBACK, 0))
+            port = tcp.getsockname()[1]
+            if port >= 65535:
+                continue
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind((LOOPBACK, port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as beacon:
+                    beacon.bind((LOOPBACK, port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port pair on 127.0.0.1 after 200 tries")
+
+
+def unique_prefix(stem: str = "sim") -> str:
+    """A PV prefix no other launch on this machine uses: ``<stem><pid>n<k>:``."""
+    return f"{stem}{os.getpid()}n{next(_prefix_counter)}:"
+
+
+def server_env(port: int, client_ports: Iterable[int] = ()) -> dict[str, str]:
+    """The EPICS environment of an IOC on ``port`` that serves, beacons and searches on loopback.
+
+    ``client_ports``: other IOCs this one reads as a CA client (a detector reading a motor).
+    """
+    ports = [port, *client_ports]
+    return {
+        "EPICS_CA_SERVER_PORT": str(port),
+        "EPICS_CAS_INTF_ADDR_LIST": LOOPBACK,
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_CAS_BEACON_ADDR_LIST": LOOPBACK,  # both beacon variables, or it broadcasts
+        "EPICS_CAS_BEACON_PORT": str(port + 1),
+        "EPICS_CA_ADDR_LIST": " ".join(f"{LOOPBACK}:{p}" for p in ports),
+        "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        "EPICS_CA_REPEATER_PORT": str(port + 1),
+    }
+
+
+def client_env(ports: Sequence[int]) -> dict[str, str]:
+    """The EPICS environment of a client that searches exactly these IOC ports on loopback."""
+    if not ports:
+        raise ValueError("client_env needs at least one IOC port")
+    return {
+        "EPICS_CA_ADDR_LIST": " ".join(f"{LOOPBACK}:{p}" for p in ports),
+        "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        "EPICS_CA_SERVER_PORT": str(ports[0]),
+        "EPICS_CA_REPEATER_PORT": str(ports[0] + 1),
+        "OPHYD_CONTROL_LAYER": "caproto",
+    }
+
+
+def use_loopback_client(*ports: int) -> None:
+    """Make this process's CA client (ophyd over caproto) search these IOC ports too.
+
+    The caproto client re-reads ``EPICS_CA_ADDR_LIST`` at each search, so ports can be added
+    while devices of earlier IOCs stay connected. Ports already listed are kept.
+    """
+    known = [
+        int(entry.rsplit(":", 1)[1])
+        for entry in os.environ.get("EPICS_CA_ADDR_LIST", "").split()
+        if entry.startswith(f"{LOOPBACK}:")
+    ]
+    merged = known + [p for p in ports if p not in known]
+    os.environ.update(client_env(merged))
+    import ophyd
+
+    if ophyd.cl.name != "caproto":
+        ophyd.set_cl("caproto")
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # P4: a parent that ignores SIGINT
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class IOCProcess:
+    """One IOC subprocess: ``python -m <module> --prefix <prefix> ...`` on a port of its own.
+
+    ``ready_pv``: the PV whose search answer means ready (default ``<prefix>HEARTBEAT``, which
+    every runengine IOC serves). ``client_ports``: IOCs this one reads over CA.
+    ``start`` raises :class:`IOCStartError` with the IOC's own error output if the process
+    exits or does not answer within ``timeout``.
+    """
+
+    def __init__(
+        self,
+        module: str,
+        prefix: str,
+        *,
+        args: Sequence[str] = (),
+        ready_pv: str | None = None,
+        client_ports: Iterable[int] = (),
+        port: int | None = None,
+    ) -> None:
+        self.module = module
+        self.prefix = prefix
+        self.args = list(args)
+        self.ready_pv = ready_pv or f"{prefix}HEARTBEAT"
+        self.client_ports = list(client_ports)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self._beacon_sink: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive else "stopped"
+        return f"<IOCProcess {self.module} {self.prefix!r} on {LOOPBACK}:{self.port} {state}>"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def spawn(self) -> IOCProcess:
+        """Start the process without waiting; :meth:`wait_ready` waits for it."""
+        if self.alive:
+            return self
+        if self._log is not None:
+            self._log.close()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the IOC's output
+        self._open_beacon_sink()
+        cmd = [sys.executable, "-m", self.module, "--prefix", self.prefix, "-q"]
+        cmd += ["--interfaces", LOOPBACK, *self.args]
+        env = {**os.environ, **server_env(self.port, self.client_ports)}
+        env.pop("OPHYD_CONTROL_LAYER", None)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl+C at the terminal goes to the parent, which stops us
+            preexec_fn=_child_setup,
+        )
+        _running.add(self)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> IOCProcess:
+        """Search ``ready_pv`` every 50 ms until the IOC answers; raise if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((LOOPBACK, 0))
+            sock.settimeout(0.05)
+            request = _search_datagram(self.ready_pv)
+            while True:
+                if self.proc is None or self.proc.poll() is not None:
+                    raise IOCStartError(self._failure("exited before it was ready"))
+                sock.sendto(request, (LOOPBACK, self.port))
+                with contextlib.suppress(TimeoutError, ConnectionRefusedError):
+                    if _answers(sock.recv(65536)):
+                        return self
+                if time.monotonic() > deadline:
+                    why = f"did not answer a search for {self.ready_pv!r} in {timeout} s"
+                    why = self._failure(why)
+                    self.stop()
+                    raise IOCStartError(why)
+
+    def start(self, timeout: float = 20.0) -> IOCProcess:
+        """Spawn the IOC and wait until it answers Channel Access searches."""
+        return self.spawn().wait_ready(timeout)
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGINT (the IOC's shutdown hooks run), then SIGKILL after ``timeout``; the exit code."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._close_files()
+        _running.discard(self)
+        return None if proc is None else proc.returncode
+
+    def kill(self) -> None:
+        """Fault injection: SIGKILL, no shutdown hooks; ``restart`` brings it back on its port."""
+        if self.alive:
+            self.proc.kill()
+            self.proc.wait()
+        self._close_files()
+
+    def restart(self, timeout: float = 20.0) -> IOCProcess:
+        """Stop (if running) and start again on the same port and prefix.
+
+        Clients reconnect by themselves, after a search back-off of several seconds.
+        """
+        self.stop()
+        return self.start(timeout)
+
+    def output(self) -> str:
+        """What the IOC printed so far (stdout and stderr)."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def __enter__(self) -> IOCProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _failure(self, what: str) -> str:
+        code = None if self.proc is None else self.proc.poll()
+        tail = "\n".join(self.output().strip().splitlines()[-15:])
+        return (
+            f"IOC {self.module} (prefix {self.prefix!r}, port {self.port}) {what}"
+            + (f" with exit code {code}" if code is not None else "")
+            + (f":\n{tail}" if tail else "")
+        )
+
+    def _open_beacon_sink(self) -> None:
+        # P5: with nothing bound to the beacon port, every beacon gets ICMP-refused and caproto
+        # prints tracebacks. A socket here swallows them.
+        if self._beacon_sink is None:
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with contextlib.suppress(OSError):
+                sink.bind((LOOPBACK, self.port + 1))
+                sink.setblocking(False)
+                self._beacon_sink = sink
+                return
+            sink.close()
+
+    def _close_files(self) -> None:
+        if self._beacon_sink is not None:
+            self._beacon_sink.close()
+            self._beacon_sink = None
+
+
+def _search_datagram(pv: str) -> bytes:
+    version = caproto.VersionRequest(0, caproto.DEFAULT_PROTOCOL_VERSION)
+    search = caproto.SearchRequest(pv, 1, caproto.DEFAULT_PROTOCOL_VERSION)
+    return b"".join(bytes(command) for command in (version, search))
+
+
+def _answers(datagram: bytes) -> bool:
+    commands = read_datagram(datagram, (LOOPBACK, 0), caproto.SERVER)  # the sender's role
+    return any(isinstance(c, caproto.SearchResponse) for c in commands)
+
+
+def start_all(iocs: Sequence[IOCProcess], timeout: float = 20.0) -> None:
+    """Spawn every IOC at once, then wait for each; on any failure stop them all and raise."""
+    try:
+        for ioc in iocs:
+            ioc.spawn()
+        for ioc in iocs:
+            ioc.wait_ready(timeout)
+    except BaseException:
+        stop_all(iocs)
+        raise
+
+
+def stop_all(iocs: Iterable[IOCProcess] | None = None) -> None:
+    """Stop these IOCs, or every IOC this process started and has not stopped."""
+    for ioc in list(_running if iocs is None else iocs):
+        ioc.stop()
+
+
+atexit.register(stop_all)
