@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import logging
 import statistics
 import threading
 import time
@@ -126,6 +128,18 @@ def summary(values: list[float]) -> str:
     return f"p50 {statistics.median(ms):7.2f} ms  p99 {p99:7.2f} ms  max {ms[-1]:7.2f} ms"
 
 
+@contextlib.contextmanager
+def quietly():
+    """Keep the engines' own messages (Pausing..., tracebacks of aborted trials) off the table."""
+    sink = io.StringIO()
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=100)
@@ -137,10 +151,13 @@ def main() -> None:
     }
     print(f"pause latency, plan waiting on a slow Status ({args.trials} trials)")
     for name, RE in engines.items():
-        print(f"  {name:10} {summary(pause_latency(RE, args.trials))}")
+        with quietly():
+            latencies = pause_latency(RE, args.trials)
+        print(f"  {name:10} {summary(latencies)}")
     print(f"suspender trip during a 1 s blocking callback ({args.trip_trials} trials)")
     for name, RE in engines.items():
-        latencies, dropped = trip_latency(RE, args.trip_trials)
+        with quietly():
+            latencies, dropped = trip_latency(RE, args.trip_trials)
         print(f"  {name:10} {summary(latencies)}  dropped {dropped}/{args.trip_trials}")
 
 

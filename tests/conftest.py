@@ -84,3 +84,15 @@ def compare(engine_pair, tmp_path):
         return theirs, ours
 
     return compare
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No IOC process may outlive the suite: the launcher stops every IOC it started."""
+    from runengine.devices.launcher import stop_all
+    from tests.devices.procs import ioc_children
+
+    left = ioc_children()
+    stop_all()
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nIOC processes left running after the tests (now stopped): {left}")
