@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Execution"]
 
+
+class PauseWithoutCheckpoint(FailedPause, RequestAbort):
+    """A pause where no checkpoint could resume the plan: the run is aborted instead.
+
+    Also a :class:`RequestAbort`, so ``run_wrapper`` closes the run with ``exit_status='abort'``.
+    """
+
+
 # How long the message loop may run without letting other loop callbacks in (status callbacks,
 # suspender trips, control requests).
 YIELD_EVERY = 0.005
@@ -43,7 +51,7 @@ _EXCEPTIONS = {
     "stop": RequestStop,
     "abort": RequestAbort,
     "halt": PlanHalt,
-    "unresumable": FailedPause,
+    "unresumable": PauseWithoutCheckpoint,
 }
 _STATES = {"stop": "stopping", "abort": "aborting", "halt": "halting", "unresumable": "aborting"}
 _MESSAGES = {

@@ -456,21 +456,14 @@ def test_several_interruptions_including_during_replays(RE, data):
 
 
 # ---- a pause that cannot be resumed becomes an abort -----------------------------------------
-@pytest.mark.parametrize(
-    ("plan_name", "status_in_wrapper"),
-    [("unresumable_tail_raw", "abort"), ("unresumable_tail", "fail")],
-)
-def test_pause_with_no_checkpoint_to_return_to_aborts_and_keeps_what_was_taken(
-    RE, plan_name, status_in_wrapper
-):
+@pytest.mark.parametrize("plan_name", ["unresumable_tail_raw", "unresumable_tail"])
+def test_pause_with_no_checkpoint_to_return_to_aborts_and_keeps_what_was_taken(RE, plan_name):
     """Every pause, deferred pause and suspension, at every message of a plan that reaches its
     first checkpoint after open_run and clears it before its last point.
 
-    Where the engine closes the run the stop says 'abort'. Inside bluesky's run_wrapper it says
-    'fail': see test_unresumable_pause_inside_run_wrapper_closes_the_run_with_abort.
+    The stop says 'abort', whether the engine or bluesky's run_wrapper closes the run.
     """
     ref = reference(RE, plan_name)
-    first = ref.msgs.index("checkpoint")
     closed = ref.msgs.index("close_run")
     count = 0
     for i in range(len(ref.msgs)):
@@ -482,12 +475,7 @@ def test_pause_with_no_checkpoint_to_return_to_aborts_and_keeps_what_was_taken(
                 continue
             count += 1
             where = i if kind != "defer" else ref.msgs.index("checkpoint", i)
-            if where >= closed:
-                status = "success"  # the run was closed before the abort
-            elif where < first:
-                status = "abort"  # not yet inside run_wrapper's contingency_wrapper
-            else:
-                status = status_in_wrapper
+            status = "success" if where >= closed else "abort"  # closed before the abort?
             assert_kept_before_abort(ref, out, status)
     # immediate pauses at open_run and from clear_checkpoint on (13), suspensions at open_run,
     # at the first checkpoint and after clear_checkpoint (13), deferred pauses answered at the
@@ -495,13 +483,8 @@ def test_pause_with_no_checkpoint_to_return_to_aborts_and_keeps_what_was_taken(
     assert count == 37
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="An unresumable pause throws FailedPause into the plan; FailedPause is not a "
-    "RunEngineControlException, so bluesky's run_wrapper closes the run with exit_status='fail' "
-    "and reason='' (bluesky 1.15.1 does the same), not 'abort'.",
-)
 def test_unresumable_pause_inside_run_wrapper_closes_the_run_with_abort(RE):
+    """bluesky throws a bare FailedPause here and run_wrapper records 'fail'; ours is an abort."""
     ref = reference(RE, "unresumable_tail")
     out = drive(RE, "unresumable_tail", {ref.msgs.index("clear_checkpoint") + 2: "pause"})
     assert out.aborted
