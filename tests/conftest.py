@@ -96,3 +96,12 @@ def pytest_sessionfinish(session, exitstatus):
     if left:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nIOC processes left running after the tests (now stopped): {left}")
+
+
+@pytest.fixture(scope="session")
+def beamline():
+    """The whole simulated beamline (every IOC on loopback), started once per test session."""
+    from runengine.devices.beamline import Beamline
+
+    with Beamline(seed=0) as bl:
+        yield bl
