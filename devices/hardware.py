@@ -1,0 +1,205 @@
+"""ophyd devices for the simulated IOCs in :mod:`runengine.devices.ioc`.
+
+The EPICS client environment must be set before the first device is made (see
+:func:`runengine.devices.launcher.use_loopback_client`). Prefixes are those given to the IOCs:
+
+    m1 = Motor("sim:mtr1", name="m1")
+    det = PointDetector("det:", name="det")        # reading "det", the peak at m1's position
+    cam = AreaDetector("cam:", name="cam")
+    temp = TemperatureController("temp:", name="temp")
+    beam, shutter = BeamMonitor("ring:", name="beam"), Shutter("ring:", name="shutter")
+    health = IOCHealth("sim:", name="motors_ioc")  # heartbeat of any IOC by its prefix
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsMotor, EpicsSignal, EpicsSignalRO, PVPositioner
+from ophyd.status import StatusBase
+from ophyd.utils.errors import LimitError
+
+__all__ = [
+    "AreaDetector",
+    "BeamMonitor",
+    "IOCHealth",
+    "Motor",
+    "PointDetector",
+    "Shutter",
+    "TemperatureController",
+    "ioc_prefix",
+]
+
+
+class IOCHealth(Device):
+    """``HEARTBEAT`` (+1 per second) and ``UPTIME`` of one IOC, by its prefix."""
+
+    heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="hinted")
+    uptime = Cpt(EpicsSignalRO, "UPTIME", kind="normal")
+
+
+class Motor(EpicsMotor):
+    """A motor record that refuses a target outside its soft limits at once.
+
+    The limits are the record's ``.LLM``/``.HLM`` (equal values: no limits). A bad target
+    raises :class:`~ophyd.utils.errors.LimitError` in ``set()``, before any put: the IOC
+    would reject the put, which a client only notices as a timeout.
+    """
+
+    @property
+    def ioc_prefix(self) -> str:
+        """The prefix of the IOC serving this motor (``sim:`` for ``sim:mtr1``)."""
+        return re.sub(r"mtr\d+$", "", self.prefix)
+
+    def check_value(self, pos) -> None:
+        low, high = self.low_limit_travel.get(), self.high_limit_travel.get()
+        if low < high and not low <= pos <= high:
+            raise LimitError(
+                f"{self.name}: target {pos} is outside the soft limits [{low}, {high}]"
+            )
+        super().check_value(pos)
+
+
+class _Triggered(Device):
+    """A detector acquiring on a put-complete to ``Acquire``; its IOC's heartbeat omitted."""
+
+    acquire = Cpt(EpicsSignal, "Acquire", put_complete=True, kind="omitted")
+    acquire_time = Cpt(EpicsSignal, "AcquireTime", kind="config")
+    array_counter = Cpt(EpicsSignalRO, "ArrayCounter_RBV", kind="normal")
+    heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="omitted")
+    uptime = Cpt(EpicsSignalRO, "UPTIME", kind="omitted")
+
+    trigger_margin = 3.0  # seconds beyond the exposure before a trigger fails
+
+    @property
+    def ioc_prefix(self) -> str:
+        return self.prefix
+
+    def trigger(self) -> StatusBase:
+        """Acquire once; the status is done when the IOC finished the exposure."""
+        timeout = max(self.acquire_time.get(), 0.0) + self.trigger_margin
+        return self.acquire.set(1, timeout=timeout)
+
+
+class PointDetector(_Triggered):
+    """The point detector: its reading (named as the device) is the peak at the motor."""
+
+    value = Cpt(EpicsSignalRO, "Value_RBV", kind="hinted")
+    motor_position = Cpt(EpicsSignalRO, "Position_RBV", kind="omitted")
+    center = Cpt(EpicsSignal, "CENTER", kind="config")
+    width = Cpt(EpicsSignal, "WIDTH", kind="config")
+    height = Cpt(EpicsSignal, "HEIGHT", kind="config")
+    noise = Cpt(EpicsSignal, "NOISE", kind="config")
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        self.value.name = self.name
+
+
+class ImageSignal(EpicsSignalRO):
+    """``ArrayData`` read and described as a 2-D image: (ArraySize1, ArraySize0)."""
+
+    def image_shape(self) -> tuple[int, int]:
+        return int(self.parent.size1.get()), int(self.parent.size0.get())
+
+    def get(self, **kwargs):
+        value = super().get(**kwargs)
+        return np.asarray(value).reshape(self.image_shape())
+
+    def describe(self) -> dict:
+        description = super().describe()
+        description[self.name]["shape"] = list(self.image_shape())
+        return description
+
+
+class AreaDetector(_Triggered):
+    """The area detector: a 2-D image per trigger and its total (hinted)."""
+
+    image = Cpt(ImageSignal, "ArrayData", kind="normal")
+    total = Cpt(EpicsSignalRO, "Total_RBV", kind="hinted")
+    size0 = Cpt(EpicsSignalRO, "ArraySize0_RBV", kind="config")
+    size1 = Cpt(EpicsSignalRO, "ArraySize1_RBV", kind="config")
+
+
+class TemperatureController(PVPositioner):
+    """Setpoint/readback with a done flag; ``set`` finishes when the ramp reached the target.
+
+    The reading is named as the device; the ramp rate is configuration.
+    """
+
+    setpoint = Cpt(EpicsSignal, "SP", kind="normal")
+    readback = Cpt(EpicsSignalRO, "RBV", kind="hinted")
+    done = Cpt(EpicsSignalRO, "DONE", kind="omitted")
+    rate = Cpt(EpicsSignal, "RATE", kind="config")
+    heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="omitted")
+    done_value = 1
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        self.readback.name = self.name
+
+    @property
+    def ioc_prefix(self) -> str:
+        return self.prefix
+
+
+class BeamMonitor(Device):
+    """Ring current (named as the device) and the stored current it returns to."""
+
+    current = Cpt(EpicsSignalRO, "CURRENT", kind="hinted")
+    nominal = Cpt(EpicsSignal, "NOMINAL", kind="config")
+    heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="omitted")
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        self.current.name = self.name
+
+    @property
+    def ioc_prefix(self) -> str:
+        return self.prefix
+
+
+class Shutter(Device):
+    """The beam shutter: ``set("Open")``/``set("Close")`` (or 1/0) finish when it got there."""
+
+    setpoint = Cpt(EpicsSignal, "SHUTTER", put_complete=True, string=True, kind="omitted")
+    readback = Cpt(EpicsSignalRO, "SHUTTER_RBV", string=True, kind="hinted")
+
+    _targets = {"open": "Open", "1": "Open", "close": "Close", "closed": "Close", "0": "Close"}
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        self.readback.name = self.name
+
+    @property
+    def ioc_prefix(self) -> str:
+        return self.prefix
+
+    def set(self, value, *, timeout: float = 5.0) -> StatusBase:
+        """Open (``"Open"``, 1, True) or close (``"Close"``, 0, False)."""
+        target = self._targets.get(str(int(value) if isinstance(value, bool) else value).lower())
+        if target is None:
+            raise ValueError(f"{self.name}: {value!r} is neither 'Open' nor 'Close'")
+        return self.setpoint.set(target, timeout=timeout)
+
+    def open(self) -> StatusBase:
+        return self.set("Open")
+
+    def close(self) -> StatusBase:
+        return self.set("Close")
+
+    @property
+    def is_open(self) -> bool:
+        return self.readback.get() == "Open"
+
+
+def ioc_prefix(target: Device | str) -> str:
+    """The IOC prefix of a device of this module, or ``target`` itself if it is a string."""
+    if isinstance(target, str):
+        return target
+    prefix = getattr(target, "ioc_prefix", None)
+    if prefix is None:
+        raise TypeError(f"{target!r} is not a device of runengine.devices.hardware")
+    return prefix
