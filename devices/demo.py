@@ -1,49 +1,81 @@
-"""``make demo``: a scan on a simulated beamline that a person can watch.
+"""``make demo``: a scan on the simulated beamline that a person can watch.
 
-    python -m runengine.devices.demo [--points N] [--no-pause]
+    python -m runengine.devices.demo [--points N] [--no-pause] [--sim]
 
-A motor (0.2 s per move) and a gaussian detector from ``ophyd.sim``. The scan prints a
-live table; halfway through, a timer asks for a deferred pause, the engine pauses at the next
-checkpoint, and the demo resumes it, so you see an interrupted scan finish with every point
-taken exactly once.
+Starts the beamline's caproto IOCs on loopback (motors, a point detector, beam and shutter),
+connects ophyd devices to them over Channel Access, and scans motor ``m1`` across the
+detector's peak with a live table. Halfway through, a timer asks for a deferred pause; the
+engine pauses at the next checkpoint, the demo resumes it, and the scan finishes with every
+point taken exactly once. ``--sim`` uses ``ophyd.sim`` devices instead of IOCs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
+import time
 
 from bluesky import plans as bp
 from bluesky.callbacks import LiveTable
-from ophyd.sim import SynAxis, SynGauss
 
 from runengine import RunEngine, RunEngineInterrupted
+
+
+@contextlib.contextmanager
+def _devices(use_sim: bool):
+    """``(motor, detector)`` for the scan: over the IOCs, or ophyd.sim with ``use_sim``."""
+    if use_sim:
+        from ophyd.sim import SynAxis, SynGauss
+
+        motor = SynAxis(name="motor", delay=0.2)
+        yield motor, SynGauss("det", motor, "motor", center=0, Imax=1000, sigma=1)
+        return
+    from .beamline import Beamline
+
+    print("Starting the simulated beamline (caproto IOCs on 127.0.0.1) ...")
+    started = time.monotonic()
+    with Beamline(["motors", "pointdet", "beam"]) as bl:
+        for name, ioc in bl.iocs.items():
+            print(f"  {name:9} pid {ioc.pid:<7} 127.0.0.1:{ioc.port}  prefix {ioc.prefix}")
+        print(f"IOCs up and devices connected in {time.monotonic() - started:.1f} s.")
+        bl.det.acquire_time.put(0.05)
+        bl.m1.velocity.put(2)  # slow enough to watch
+        yield bl.m1, bl.det
+    print("IOCs stopped.")
+
+
+def _pause_after(n: int, RE: RunEngine):
+    def callback(name: str, doc: dict) -> None:
+        if doc["seq_num"] == n:
+            print(f"\n(point {n}: RE.request_pause(defer=True) from another thread)")
+            threading.Thread(target=RE.request_pause, kwargs={"defer": True}).start()
+
+    return callback
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=15)
     parser.add_argument("--no-pause", action="store_true", help="skip the pause and resume")
+    parser.add_argument("--sim", action="store_true", help="ophyd.sim devices, no IOCs")
     args = parser.parse_args(argv)
 
-    motor = SynAxis(name="motor", delay=0.2)
-    det = SynGauss("det", motor, "motor", center=0, Imax=1000, sigma=1)
-    RE = RunEngine({"beamline_id": "demo", "owner": "you"})
-    events = []
-    RE.subscribe(lambda name, doc: events.append(doc) if name == "event" else None)
-    stops = []
-    RE.subscribe(lambda name, doc: stops.append(doc), "stop")
+    with _devices(args.sim) as (motor, det):
+        RE = RunEngine({"beamline_id": "demo", "owner": "you"})
+        events, stops = [], []
+        RE.subscribe(lambda name, doc: events.append(doc), "event")
+        RE.subscribe(lambda name, doc: stops.append(doc), "stop")
+        table = LiveTable([motor.name, det.name])
 
-    print("A step scan of a gaussian peak: det against motor.\n")
-    if not args.no_pause:
-        threading.Timer(
-            0.1 * args.points, RE.request_pause, kwargs={"defer": True}
-        ).start()  # halfway
-    try:
-        RE(bp.scan([det], motor, -3, 3, args.points), LiveTable([motor, det]))
-    except RunEngineInterrupted:
-        print(f"\nThe engine is {RE.state!r}. Resuming with RE.resume() ...\n")
-        RE.resume()
+        print(f"\nA step scan of a gaussian peak: {det.name} against {motor.name}.\n")
+        if not args.no_pause:  # as if someone asked for a pause halfway, from another thread
+            RE.subscribe(_pause_after(args.points // 2, RE), "event")
+        try:
+            RE(bp.scan([det], motor, -3, 3, args.points), table)
+        except RunEngineInterrupted:
+            print(f"\nThe engine is {RE.state!r}. Resuming with RE.resume() ...\n")
+            RE.resume()
 
     seq_nums = [doc["seq_num"] for doc in events]
     print(f"\nDone: state {RE.state!r}, exit_status {stops[-1]['exit_status']!r}.")
@@ -51,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Events {len(events)} of {args.points}; seq_nums 1..{max(seq_nums)}, no duplicates: "
         f"{sorted(seq_nums) == list(range(1, args.points + 1))}"
     )
-    peak = max(events, key=lambda doc: doc["data"]["det"])
-    print(f"Peak at motor = {peak['data']['motor']:.2f} (det = {peak['data']['det']:.1f}).")
+    peak = max(events, key=lambda doc: doc["data"][det.name])
+    print(
+        f"Peak at {motor.name} = {peak['data'][motor.name]:.2f} "
+        f"({det.name} = {peak['data'][det.name]:.1f})."
+    )
     return 0
 
 
