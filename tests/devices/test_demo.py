@@ -1,0 +1,27 @@
+"""``make demo`` runs a real scan over the IOCs, pauses, resumes and cleans up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_scans_over_the_iocs_pauses_resumes_and_stops_them():
+    done = subprocess.run(
+        [sys.executable, "-m", "runengine.devices.demo", "--points", "7"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "IOCs up and devices connected" in out
+    assert "The engine is 'paused'. Resuming" in out
+    assert "exit_status 'success'" in out
+    assert "Events 7 of 7; seq_nums 1..7, no duplicates: True" in out
+    assert "Peak at m1 = 0.00" in out  # the detector IOC's peak is at m1 = 0
+    assert out.index("IOCs stopped.") < out.index("Done:")
