@@ -14,6 +14,7 @@ import argparse
 import time
 from collections.abc import Callable
 
+from bench_engine import best_rate  # this folder is on sys.path when run as a script
 from bluesky import RunEngine as BlueskyRunEngine
 from bluesky import plans as bp
 
@@ -29,16 +30,6 @@ def make_cases(bl: Beamline, quick: bool) -> list[tuple[str, int, Callable]]:
         ("count([det, temp, m1])", 500 // scale, lambda n: bp.count([det, temp, m1], n)),
         ("scan([det], m1)", 200 // scale, lambda n: bp.scan([det], m1, -1, 1, n)),
     ]
-
-
-def best_rate(RE, factory: Callable, n: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        plan = factory(n)
-        t0 = time.perf_counter()
-        RE(plan)
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def main() -> None:
