@@ -1,0 +1,113 @@
+"""The tiled path, for users who outgrow files (needs the ``tiled`` extra).
+
+Mirror runs live into a tiled catalog with bluesky's ``TiledWriter``, or export runs from our
+store into one afterwards. The embedded store stays first and lossless: the mirror is an
+extra subscriber, which buffers rows (``batch_size``) before it writes them.
+
+    client = local_client("~/tiled")          # SQLite catalog, in-process: no server
+    mirror(RE, client)                        # or RE.subscribe(TiledWriter(client))
+    export_to_tiled(Catalog(), client)        # runs already in the store
+    client[uid]["primary"].read()             # the same table as Catalog()[uid].primary.read()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .catalog_run import Run
+
+__all__ = ["export_to_tiled", "local_catalog", "local_client", "make_writer", "mirror"]
+
+BATCH_SIZE = 100  # rows buffered by the mirror: few enough to lose little if it dies
+
+
+def local_catalog(directory: str | os.PathLike, **kwargs: Any) -> Any:
+    """A tiled SQLite catalog adapter in ``directory`` (created, or reopened), writable:
+    array files under ``data/`` and tables in ``storage.duckdb``."""
+    from tiled.catalog import from_uri
+
+    directory = Path(directory).expanduser().resolve()
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    return from_uri(
+        f"sqlite:///{directory / 'catalog.db'}",
+        writable_storage=[str(directory / "data"), f"duckdb:///{directory / 'storage.duckdb'}"],
+        init_if_not_exists=True,
+        **kwargs,
+    )
+
+
+def local_client(directory: str | os.PathLike, **kwargs: Any) -> Any:
+    """A tiled client over :func:`local_catalog`, served in-process (no socket)."""
+    from tiled.client import Context, from_context
+    from tiled.server.app import build_app
+
+    return from_context(Context.from_app(build_app(local_catalog(directory, **kwargs))))
+
+
+def make_writer(client: Any, *, batch_size: int = BATCH_SIZE, **kwargs: Any) -> Any:
+    """bluesky's ``TiledWriter`` for ``client``."""
+    from bluesky.callbacks.tiled_writer import TiledWriter
+
+    return TiledWriter(client, batch_size=batch_size, **kwargs)
+
+
+def mirror(RE: Any, client: Any, *, batch_size: int = BATCH_SIZE, **kwargs: Any) -> int:
+    """Subscribe a ``TiledWriter`` to ``RE``, mirroring every run into ``client``."""
+    return RE.subscribe(make_writer(client, batch_size=batch_size, **kwargs))
+
+
+def _runs(source: Catalog | Run | Iterable[Run]) -> Iterable[Run]:
+    if isinstance(source, Run):
+        return [source]
+    if isinstance(source, Catalog):
+        return source.values()
+    return source
+
+
+def export_to_tiled(
+    source: Catalog | Run | Iterable[Run],
+    client: Any,
+    *,
+    skip_existing: bool = True,
+    include_incomplete: bool = True,
+    batch_size: int = 10_000,
+) -> list[str]:
+    """Replay stored runs into a tiled catalog; return the uids written.
+
+    Runs already in ``client`` are skipped (``skip_existing``). A run whose writer died has
+    no stop document; it is exported as stored (``include_incomplete``) and stays open in tiled.
+    """
+    written = []
+    for run in _runs(source):
+        if skip_existing and run.uid in client:
+            continue
+        if not include_incomplete and not run.complete:
+            continue
+        if run.complete:
+            writer = make_writer(client, batch_size=batch_size)
+            for name, doc in run.documents():
+                writer(name, doc)
+        else:
+            _export_incomplete(run, client, batch_size)
+        written.append(run.uid)
+    return written
+
+
+def _export_incomplete(run: Run, client: Any, batch_size: int) -> None:
+    """Export a run without a stop: TiledWriter writes buffered rows only at stop, so drive
+    its per-run writer (bluesky's ``_RunWriter``) directly and write what it buffered."""
+    from bluesky.callbacks.tiled_writer import RunNormalizer, _RunWriter
+
+    run_writer = _RunWriter(client.include_data_sources(), batch_size=batch_size)
+    normalizer = RunNormalizer()
+    normalizer.subscribe(run_writer)
+    for name, doc in run.documents():
+        normalizer(name, doc)
+    for desc_name, rows in run_writer._internal_data_cache.items():
+        if rows:
+            run_writer._write_internal_data(rows, desc_node=run_writer._desc_nodes[desc_name])
+            rows.clear()
