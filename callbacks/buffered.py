@@ -170,11 +170,11 @@ class Buffered:
         try:
             self._drain()
         finally:
-            with self._cond:  # also when cb raised a BaseException (SystemExit, ...)
+            with self._cond:  # cb raised a BaseException (SystemExit, ...): let a new one start
                 if self._thread is threading.current_thread():
                     self._thread = None
-                self._busy = False
-                self._cond.notify_all()
+                    self._busy = False
+                    self._cond.notify_all()
 
     def _drain(self) -> None:
         while True:
@@ -183,6 +183,7 @@ class Buffered:
                 self._cond.notify_all()  # flush() waiters
                 while not self._queue:
                     if not self._open or self._closed:
+                        self._thread = None  # under the lock: the next document starts anew
                         return
                     self._cond.wait()
                 name, doc = self._queue.popleft()

@@ -81,7 +81,11 @@ class RichTable(SafeCallback):
 
     # ---- output ------------------------------------------------------------------------
     def _line(self, text: str, style: str | None = None) -> None:
-        self.console.print(Text(text, style=style or ""), soft_wrap=True)
+        console = self.console
+        if console.is_terminal or console.record:
+            console.print(Text(text, style=style or ""), soft_wrap=True)
+        else:  # plain text: rich would only add its overhead
+            console.file.write(text + "\n")
 
     def _border(self) -> str:
         return "+" + "+".join("-" * (width + 2) for _, _, width, _ in self._columns) + "+"

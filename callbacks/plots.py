@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ class LivePlot(SafeCallback):
 
     A field missing from the stream, or values that are not numbers, give a
     :class:`~runengine.callbacks.CallbackWarning` naming the field; the run goes on. ``ax``
-    draws into existing axes; ``show`` forces (True) or forbids (False) a pyplot window.
+    draws into existing axes; ``show`` forces (True) or forbids (False) a pyplot window, which
+    is redrawn at most every ``redraw_interval`` seconds and at stop.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class LivePlot(SafeCallback):
         show: bool | None = None,
         peaks: bool = False,
         title: str | None = None,
+        redraw_interval: float = 0.2,
         **line_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -89,6 +92,7 @@ class LivePlot(SafeCallback):
         self.save = save
         self.peaks = peaks and x is not None
         self.title = title
+        self.redraw_interval = redraw_interval
         self.line_kwargs = {"marker": "o", **line_kwargs}
         self._show = (not headless()) if show is None else show
         self.ax = ax if ax is not None else _new_axes(self._show)
@@ -102,6 +106,7 @@ class LivePlot(SafeCallback):
         self._data: dict[str, tuple[list[float], list[float]]] = {}
         self._peaks: Any = None
         self._stream_seen = False
+        self._drawn = 0.0
 
     def start(self, doc: dict) -> None:
         self._start = doc
@@ -172,10 +177,16 @@ class LivePlot(SafeCallback):
             xs.append(x)
             ys.append(y)
             line.set_data(xs, ys)
+        if self._show and time.monotonic() - self._drawn >= self.redraw_interval:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        """Rescale and draw; O(points), so at most every ``redraw_interval`` and at stop."""
         self.ax.relim()
         self.ax.autoscale_view()
         if self._show:
             self.figure.canvas.draw_idle()
+        self._drawn = time.monotonic()
 
     def stop(self, doc: dict) -> None:
         if self._peaks is not None:
@@ -184,8 +195,7 @@ class LivePlot(SafeCallback):
             self._mark_peaks()
         if len(self._lines) > 1 or len(self.ax.get_lines()) > len(self._lines):
             self.ax.legend(loc="best", fontsize="small")
-        if self._show:
-            self.figure.canvas.draw_idle()
+        self._redraw()
         if self.save is not None:
             if not self._lines:
                 self.warn(f"LivePlot: nothing to plot for {self.y}; {self.save} not written")

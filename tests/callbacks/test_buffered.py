@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -188,3 +189,37 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="callable"):
         Buffered("print")
     assert "print" in repr(Buffered(print))
+
+
+def test_a_slow_table_behind_buffered_notes_the_rows_it_skipped(RE):
+    import io
+
+    from runengine.callbacks import RichTable
+
+    class SlowTable(RichTable):
+        def event(self, doc):
+            time.sleep(0.02)
+            super().event(doc)
+
+    out = io.StringIO()
+    table = SlowTable(file=out)
+    buffered = Buffered(table, maxsize=5)
+    result = RE(count([det], num=300), buffered)
+    assert buffered.close(10)
+    assert result.exit_status == "success"
+    text = out.getvalue()
+    assert buffered.dropped > 0 and table.rows + buffered.dropped == 300
+    skipped = sum(int(n) for n in re.findall(r"-- (\d+) events? not shown --", text))
+    assert skipped == buffered.dropped - (300 - table._last_seq)  # trailing drops: no note
+    assert "success: " in text
+
+
+def test_the_worker_restarts_for_each_run_without_losing_a_document():
+    got = []
+    buffered = Buffered(lambda n, d: got.append(n))
+    for _ in range(200):  # the worker may be ending just as the next run starts
+        for name, doc in _run_docs(n_events=1):
+            buffered(name, doc)
+    assert buffered.flush(5)
+    assert got == ["start", "descriptor", "event", "stop"] * 200
+    assert no_worker_threads(buffered) and buffered.close()

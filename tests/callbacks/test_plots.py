@@ -68,6 +68,8 @@ def test_live_plot_saves_a_png_at_stop(RE, no_display, tmp_path):
     events = [d["data"] for n, d in docs if n == "event"]
     assert line.get_xydata().tolist() == [[e["motor"], e["det"]] for e in events]
     assert plot.ax.get_xlabel() == "motor" and plot.ax.get_ylabel() == "det"
+    low, high = plot.ax.get_xlim()
+    assert low <= -2 and high >= 2  # rescaled to the data at stop
     assert pyplot_figures() == []  # headless: no pyplot figure, no window
 
 
@@ -152,3 +154,36 @@ def test_live_plot_marks_peak_statistics(RE, no_display, tmp_path):
 def test_live_plot_argument_errors():
     with pytest.raises(ValueError, match="at least one y"):
         LivePlot([])
+
+
+def test_plot_run_from_the_store_catalog(RE, no_display, tmp_path):
+    from runengine.callbacks.catalog import Catalog
+    from runengine.callbacks.store import RunStore
+
+    RE(scan([det], motor, -2, 2, 5), RunStore(tmp_path / "runs"))
+    run = Catalog(tmp_path / "runs")[-1]
+    figure = plot_run(run, "det", "motor", path=tmp_path / "stored.png")
+    assert list(figure.axes[0].get_lines()[0].get_xdata()) == [-2, -1, 0, 1, 2]
+    assert blue_pixels(tmp_path / "stored.png") > 100
+
+
+def test_show_draws_a_pyplot_figure_rescaled_while_running(RE, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "agg")  # a "window" we can test
+    plot = LivePlot("det", "motor", show=True, redraw_interval=0)
+    try:
+        assert plot.figure.number in plt.get_fignums()
+        limits = []
+        original = plot._redraw
+
+        def redraw():
+            original()
+            limits.append(plot.ax.get_xlim())
+
+        plot._redraw = redraw
+        RE(scan([det], motor, 0, 4, 5), plot)
+        assert len(limits) == 6  # each point and the stop
+        assert limits[-1][0] <= 0 and limits[-1][1] >= 4
+    finally:
+        plt.close(plot.figure)
