@@ -66,7 +66,7 @@ class _Triggered(Device):
     """A detector acquiring on a put-complete to ``Acquire``; its IOC's heartbeat omitted."""
 
     acquire = Cpt(EpicsSignal, "Acquire", put_complete=True, kind="omitted")
-    acquire_time = Cpt(EpicsSignal, "AcquireTime", kind="config")
+    acquire_time = Cpt(EpicsSignal, "AcquireTime", kind="config", auto_monitor=True)
     array_counter = Cpt(EpicsSignalRO, "ArrayCounter_RBV", kind="normal")
     heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="omitted")
     uptime = Cpt(EpicsSignalRO, "UPTIME", kind="omitted")
