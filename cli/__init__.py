@@ -1,0 +1,1 @@
+"""runengine.cli: the ``runengine`` command line and the IPython session it starts."""

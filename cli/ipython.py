@@ -1,0 +1,131 @@
+"""IPython niceties for a runengine session: magics, the engine's state in the prompt.
+
+Load with ``%load_ext runengine.cli.ipython`` (``runengine shell`` does it). The magics use the
+session's ``RE`` (from the user namespace), so a move interrupted with Ctrl+C can be resumed:
+
+    %mov m1 1 m2 0.5     move to absolute positions
+    %movr m1 0.1         move relative to where it is
+    %ct [label ...]      count the devices labelled 'detectors' (or the labels given) once
+    %wa [label ...]      where all: positions and limits of every labelled positioner
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bluesky import plan_stubs as bps
+from bluesky import plans as bp
+from bluesky.utils import RunEngineInterrupted
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.terminal.prompts import Prompts, Token
+
+__all__ = ["RunEngineMagics", "load_ipython_extension"]
+
+REMINDER = "RE.resume(), RE.stop(), RE.abort() or RE.halt()"
+
+
+def labelled(user_ns: dict, labels: list[str] | None = None) -> dict[str, list[tuple[str, Any]]]:
+    """``{label: [(variable name, device), ...]}`` of the ophyd objects in the namespace."""
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for var, obj in user_ns.items():
+        if var.startswith("_"):
+            continue
+        for label in sorted(getattr(obj, "_ophyd_labels_", ()) or ()):
+            if labels is None or label in labels:
+                found.setdefault(label, []).append((var, obj))
+    return found
+
+
+def _is_positioner(obj: Any) -> bool:
+    return hasattr(obj, "position") and callable(getattr(obj, "set", None))
+
+
+@magics_class
+class RunEngineMagics(Magics):
+    """``%mov``, ``%movr``, ``%ct``, ``%wa`` on the session's own RunEngine."""
+
+    @property
+    def RE(self) -> Any:
+        RE = self.shell.user_ns.get("RE")
+        if RE is None:
+            raise NameError("these magics need a RunEngine named RE in the namespace")
+        return RE
+
+    def _pairs(self, line: str, magic: str) -> list[Any]:
+        words = line.split()
+        if not words or len(words) % 2:
+            raise ValueError(f"usage: %{magic} motor position [motor position ...]")
+        return [self.shell.ev(word) for word in words]
+
+    def _run(self, plan: Any, *subs: Any) -> None:
+        try:
+            self.RE(plan, *subs)
+        except RunEngineInterrupted as err:
+            print(f"{err}".strip() or f"Paused. {REMINDER}")
+
+    @line_magic
+    def mov(self, line: str) -> None:
+        """%mov motor position [motor position ...]: move and wait."""
+        self._run(bps.mv(*self._pairs(line, "mov")))
+
+    @line_magic
+    def movr(self, line: str) -> None:
+        """%movr motor delta [motor delta ...]: move relative and wait."""
+        self._run(bps.mvr(*self._pairs(line, "movr")))
+
+    @line_magic
+    def ct(self, line: str) -> None:
+        """%ct [label ...]: read every device labelled 'detectors' (or these labels) once."""
+        if "[" in line:
+            raise ValueError("%ct takes space-separated labels, e.g. %ct detectors")
+        labels = line.split() or ["detectors"]
+        groups = labelled(self.shell.user_ns, labels).values()
+        devices = [obj for group in groups for _, obj in group]
+        if not devices:
+            print(f"No devices labelled {', '.join(labels)}.")
+            return
+
+        def show(name: str, doc: dict) -> None:
+            if name == "event":
+                for key, value in sorted(doc["data"].items()):
+                    print(f"  {key:30} {value}")
+
+        self._run(bp.count(devices), show)
+
+    @line_magic
+    def wa(self, line: str) -> None:
+        """%wa [label ...]: where all: every labelled positioner's position and limits."""
+        labels = line.split() or None
+        groups = labelled(self.shell.user_ns, labels)
+        if not groups:
+            print("No labelled devices." if labels is None else f"No devices labelled {labels}.")
+            return
+        for label, members in groups.items():
+            print(label)
+            for var, obj in members:
+                if not _is_positioner(obj):
+                    continue
+                low, high = getattr(obj, "limits", (None, None))
+                units = getattr(obj, "egu", "") or ""
+                print(f"  {var:12} {obj.position!s:>14} {units:4} limits [{low}, {high}]")
+
+
+class StatePrompts(Prompts):
+    """The usual ``In [n]:`` prompt, preceded by the engine's state when it is not idle."""
+
+    def in_prompt_tokens(self) -> list[tuple]:
+        tokens = super().in_prompt_tokens()
+        RE = self.shell.user_ns.get("RE")
+        state = getattr(RE, "state", "idle")
+        if state != "idle":
+            return [(Token.Prompt, f"[{state}] "), *tokens]
+        return tokens
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics and the state prompt; show pauses as a reminder, not a traceback."""
+    from runengine.console import install_interruption_display
+
+    ipython.register_magics(RunEngineMagics)
+    ipython.prompts = StatePrompts(ipython)
+    install_interruption_display()

@@ -1,0 +1,119 @@
+"""``runengine runs``, ``show`` and ``ioc``: look at stored runs; run one IOC in the foreground."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["find_run", "list_runs", "plot_to", "run_ioc_foreground", "run_table"]
+
+
+def list_runs(catalog: Any, limit: int) -> str:
+    """A table of the last ``limit`` runs: scan_id, uid, start time, plan, status, events."""
+    uids = list(catalog)[-limit:]
+    if not uids:
+        return f"No runs in {catalog.directory}."
+    lines = [f"{'scan':>5}  {'uid':8}  {'started':19}  {'plan':20} {'status':10} events"]
+    for uid in uids:
+        run = catalog[uid]
+        start, stop = run.metadata["start"], run.metadata["stop"]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start["time"]))
+        status = stop["exit_status"] if stop else "incomplete"
+        events = sum((stop or {}).get("num_events", {}).values()) if stop else "?"
+        plan = str(start.get("plan_name", ""))[:20]
+        lines.append(
+            f"{start.get('scan_id', ''):>5}  {uid[:8]}  {when}  {plan:20} {status:10} {events}"
+        )
+    return "\n".join(lines)
+
+
+def find_run(catalog: Any, run_id: str) -> Any:
+    """A run by ``-1`` (and other negative indices), scan_id, uid or a unique uid start."""
+    key: Any = run_id
+    if run_id.lstrip("-").isdigit():
+        key = int(run_id)
+    try:
+        return catalog[key]
+    except (KeyError, IndexError) as err:
+        raise LookupError(f"no run {run_id!r} in {catalog.directory} ({err})") from None
+
+
+def run_table(run: Any, stream: str = "primary") -> str:
+    """The stream's data as a text table (scalar columns), with the run's header line."""
+    start, stop = run.metadata["start"], run.metadata["stop"]
+    status = stop["exit_status"] if stop else "incomplete"
+    head = f"scan {start.get('scan_id')}  uid {run.uid}  plan {start.get('plan_name')}  {status}"
+    if stream not in run:
+        return f"{head}\n(no {stream!r} stream; streams: {', '.join(run) or 'none'})"
+    table = run[stream].to_pandas()
+    if "time" in table:
+        table["time"] = [time.strftime("%H:%M:%S", time.localtime(t)) for t in table["time"]]
+    scalar = [c for c in table.columns if table[c].map(_is_scalar).all()]
+    return f"{head}\n{table[scalar].to_string()}"
+
+
+def _is_scalar(value: Any) -> bool:
+    return not hasattr(value, "__len__") or isinstance(value, str)
+
+
+def plot_to(
+    run: Any, path: Path, stream: str = "primary", y: str | None = None, x: str | None = None
+) -> Path:
+    """Save a PNG of ``y`` against ``x``; by default the first hinted field against the motor."""
+    from runengine.callbacks.plots import plot_run
+
+    start = run.metadata["start"]
+    if x is None:
+        motors = start.get("motors") or []
+        x = motors[0] if motors else None
+    if y is None:
+        y = _first_hinted(run, stream, exclude={x})
+    plot_run(run, y, x, path=path, stream=stream)
+    return path
+
+
+def _first_hinted(run: Any, stream: str, exclude: set) -> str:
+    descriptors = [d for n, d in run.documents() if n == "descriptor" and d["name"] == stream]
+    if not descriptors:
+        raise LookupError(f"run {run.uid[:8]} has no {stream!r} stream to plot")
+    descriptor = descriptors[0]
+    for obj in descriptor.get("hints", {}).values():
+        for field in obj.get("fields", []):
+            if field not in exclude:
+                return field
+    numeric = [k for k, v in descriptor["data_keys"].items() if v["dtype"] == "number"]
+    fields = [k for k in numeric if k not in exclude]
+    if not fields:
+        raise LookupError(f"run {run.uid[:8]} has no numeric field to plot; give -y")
+    return fields[0]
+
+
+def run_ioc_foreground(name: str, prefix: str | None, port: int | None) -> int:
+    """Serve one simulated IOC on 127.0.0.1 until Ctrl+C; returns its exit code."""
+    from runengine.devices.beamline import IOC_MODULES
+    from runengine.devices.launcher import client_env, free_port, server_env
+
+    if name not in IOC_MODULES:
+        raise ValueError(f"unknown IOC {name!r}; choose from {', '.join(sorted(IOC_MODULES))}")
+    port = port or free_port()
+    prefix = prefix or f"{name[:4]}:"
+    env = {**os.environ, **server_env(port)}
+    print(f"IOC {name} on 127.0.0.1:{port}, PVs {prefix}*  (Ctrl+C stops it)")
+    print("Clients: " + " ".join(f"{k}={v!r}" for k, v in client_env([port]).items()))
+    command = [sys.executable, "-m", IOC_MODULES[name], "--prefix", prefix]
+    command += ["--interfaces", "127.0.0.1", "-v"]
+    proc = subprocess.Popen(command, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(5) or 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()

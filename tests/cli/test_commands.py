@@ -1,0 +1,155 @@
+"""The ``runengine`` command line: every command, its exit codes and its errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from runengine.callbacks.catalog import Catalog
+from runengine.cli.main import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from runengine.cli.runner import make_plan
+from runengine.devices.launcher import client_env
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    directory = tmp_path / "runs"
+    monkeypatch.setenv("RUNENGINE_STORE", str(directory))
+    return directory
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == EXIT_OK
+    out = capsys.readouterr().out
+    for command in ("shell", "run", "runs", "show", "ioc"):
+        assert re.search(rf"^\s+{command}\s", out, re.M), command
+
+
+def test_run_stores_the_run_and_show_prints_it(store, capsys, tmp_path):
+    assert main(["run", "scan([det], m1, -1, 1, 5)", "--sim", "--md", "sample=Si"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "ended: success" in out and str(store) in out
+    run = Catalog(store)[-1]
+    assert run.metadata["start"]["sample"] == "Si"
+    assert list(run.primary.read()["m1"].values) == [-1, -0.5, 0, 0.5, 1]
+
+    assert main(["runs"]) == EXIT_OK
+    listing = capsys.readouterr().out
+    assert run.uid[:8] in listing and "success" in listing
+
+    png = tmp_path / "plot.png"
+    assert main(["show", "-1", "--plot", str(png)]) == EXIT_OK
+    shown = capsys.readouterr().out
+    assert run.uid in shown and "606.53" in shown
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["show", run.uid[:6]]) == EXIT_OK
+
+
+def test_a_failing_plan_exits_1_and_is_stored_as_failed(store, capsys):
+    plan = "bpp.pchain(bps.open_run(), bps.null(), iter([1]))"
+    assert main(["run", plan, "--sim"]) == EXIT_FAILED
+    assert "error: the plan failed: TypeError" in capsys.readouterr().out
+    assert Catalog(store)[-1].metadata["stop"]["exit_status"] == "fail"
+    # failing after its run closed: the run is a success, the command is not
+    assert main(["run", "bpp.pchain(count([det]), iter([1]))", "--sim"]) == EXIT_FAILED
+    assert Catalog(store)[-1].metadata["stop"]["exit_status"] == "success"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "scan([dett], m1, 0, 1, 2)", "--sim"], "name 'dett' is not defined"),
+        (["run", "scan([det], m1,", "--sim"], "is not Python"),
+        (["run", "1 + 1", "--sim"], "not a plan"),
+        (["run", "count([det])", "--sim", "--md", "novalue"], "KEY=VALUE"),
+        (["show", "99"], "no run '99'"),
+        (["ioc", "laser"], "unknown IOC 'laser'"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(store, capsys, argv, message):
+    main(["run", "count([det])", "--sim"])  # a store with one run in it
+    capsys.readouterr()
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_store_is_a_clear_error(tmp_path, capsys):
+    assert main(["runs", "--store", str(tmp_path / "nowhere")]) == EXIT_USAGE
+    assert "no run store at" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(store):
+    main(["run", "count([det])", "--sim"])
+    with pytest.raises(LookupError):
+        main(["--debug", "show", "99"])
+
+
+def test_make_plan_names_what_the_session_has():
+    with pytest.raises(ValueError, match=r"devices here: det, m1"):
+        make_plan("count([nope])", {"_devices": {"det": 1, "m1": 2}, "count": print})
+
+
+def _answers(*replies):
+    replies = list(replies)
+    return lambda prompt: replies.pop(0)
+
+
+def test_run_asks_what_to_do_when_paused(store, monkeypatch):
+    from runengine.cli.runner import run_plan
+    from runengine.cli.session import Session
+
+    with Session(sim=True, table=False, store=store) as session:
+        RE = session.RE
+        RE.subscribe(lambda name, doc: RE.request_pause() if doc["seq_num"] == 2 else None, "event")
+        said = []
+        outcome = run_plan(session, "scan([det], m1, -1, 1, 5)", _answers("x", "a"), said.append)
+    assert outcome.exit_status == "abort"
+    assert "Please answer r, s, a or h." in said
+    assert Catalog(store)[-1].metadata["stop"]["exit_status"] == "abort"
+    assert EXIT_ABORTED == 3
+
+
+def test_resume_from_the_prompt_completes_every_point_once(store):
+    from runengine.cli.runner import run_plan
+    from runengine.cli.session import Session
+
+    with Session(sim=True, table=False, store=store) as session:
+        RE = session.RE
+        RE.subscribe(lambda name, doc: RE.request_pause() if doc["seq_num"] == 2 else None, "event")
+        outcome = run_plan(session, "scan([det], m1, -1, 1, 5)", _answers("r"), print)
+    assert outcome.exit_status == "success"
+    table = Catalog(store)[-1].primary.read()
+    assert list(table["seq_num"].values) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.integration
+def test_ioc_runs_one_ioc_in_the_foreground_until_ctrl_c():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runengine.cli.main", "ioc", "temperature", "--prefix", "fg:"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        first = proc.stdout.readline()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", first).group(1))
+        env = {**os.environ, **client_env([port])}
+        read = subprocess.run(
+            [sys.executable, "-m", "caproto.commandline.get", "--no-repeater", "fg:RBV"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "fg:RBV" in read.stdout and "295" in read.stdout, read.stdout + read.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
