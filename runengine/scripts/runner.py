@@ -1,0 +1,379 @@
+"""Run external scripts as abortable subprocesses, with a status channel.
+
+A script runs in its own session (so its own process group), stdin closed, stdout and stderr
+captured line by line. An abort sends each signal of the abort sequence to the whole group and
+waits for every process in it to go before escalating; processes a script leaves behind when it
+exits are ended too. No shell is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .channel import StatusChannel
+from .launch import acquire, call, check_args, environment, script_argv
+from .process import OutputSink, group_members, kill_group, pump_lines, wait_group_gone
+from .results import (
+    DEFAULT_ABORT_SEQUENCE,
+    NoScriptRunning,
+    ScriptError,
+    ScriptNotExecutable,
+    ScriptNotFound,
+    ScriptResult,
+)
+
+__all__ = ["ScriptRun", "ScriptRunner", "logger"]
+
+logger = logging.getLogger("runengine.scripts")
+_LOG = logger
+
+#: How processes left behind by a script that exited are ended.
+LEFTOVER_SEQUENCE = ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0))
+_PIPE_GRACE = 1.0  # after the group is gone, how long its output may take to arrive
+
+
+class ScriptRun:
+    """One running script: :meth:`wait` for its result, :meth:`abort` it."""
+
+    def __init__(
+        self,
+        runner: ScriptRunner,
+        proc: asyncio.subprocess.Process,
+        result: ScriptResult,
+        channel: StatusChannel | None,
+        sink: OutputSink,
+        lock: Any,
+        *,
+        timeout: float | None,
+        drain: float,
+        abort_sequence: Sequence[tuple[int, float]],
+        on_status: Callable[[dict], Any] | None,
+    ) -> None:
+        self.runner = runner
+        self.proc = proc
+        self.pid = self.pgid = proc.pid
+        self.result = result
+        self.channel = channel
+        self.sink = sink
+        self.lock = lock
+        self.timeout = timeout
+        self.drain = drain
+        self.abort_sequence = tuple(abort_sequence)
+        self.on_status = on_status
+        self.loop = asyncio.get_running_loop()
+        self.started = time.monotonic()
+        self._stdout: deque[str] = deque(maxlen=runner.tail)
+        self._stderr: deque[str] = deque(maxlen=runner.tail)
+        self._pumps = [
+            asyncio.ensure_future(pump_lines(proc.stdout, "stdout", self._stdout, sink)),
+            asyncio.ensure_future(pump_lines(proc.stderr, "stderr", self._stderr, sink)),
+        ]
+        self._abort_task: asyncio.Task | None = None
+        self._done = asyncio.ensure_future(self._supervise())
+
+    @property
+    def done(self) -> bool:
+        return self._done.done()
+
+    async def wait(self) -> ScriptResult:
+        """The result once the script and everything it started are gone (never raises)."""
+        return await asyncio.shield(self._done)
+
+    async def abort(self, reason: str = "aborted") -> ScriptResult:
+        """Run the abort sequence on the whole process group (once); return the result."""
+        task = self._begin_abort(reason)
+        if task is not None:
+            await asyncio.shield(task)
+        return await self.wait()
+
+    def _begin_abort(self, reason: str) -> asyncio.Future | None:
+        if self._abort_task is None and not self._done.done():
+            self.result.aborted = True
+            self.result.abort_reason = reason
+            self._abort_task = asyncio.ensure_future(self._signal(self.abort_sequence, reason))
+        return self._abort_task
+
+    def abort_threadsafe(self, reason: str = "aborted") -> concurrent.futures.Future:
+        """:meth:`abort` from any thread."""
+        return asyncio.run_coroutine_threadsafe(self.abort(reason), self.loop)
+
+    async def _signal(self, sequence: Sequence[tuple[int, float]], why: str) -> bool:
+        """Signal the group step by step until it is empty; True if it is."""
+        for sig, grace in sequence:
+            if not group_members(self.pgid):
+                return True
+            self.sink.note(
+                f"{why}: sending {signal.Signals(sig).name} to process group {self.pgid}"
+            )
+            if not kill_group(self.pgid, sig):
+                return True
+            if await wait_group_gone(self.pgid, grace):
+                return True
+        alive = group_members(self.pgid)
+        if alive:
+            self.sink.note(f"processes {alive} survived the abort sequence", logging.ERROR)
+        return not alive
+
+    async def _supervise(self) -> ScriptResult:
+        result, proc = self.result, self.proc
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), self.timeout)
+            except TimeoutError:
+                result.timed_out = True
+                await asyncio.shield(self._begin_abort(f"timeout after {self.timeout} s"))
+                await proc.wait()
+            if self._abort_task is not None:
+                await asyncio.shield(self._abort_task)
+            result.returncode = proc.returncode
+            result.signal = -proc.returncode if proc.returncode < 0 else None
+            result.duration = time.monotonic() - self.started
+            if self.channel is not None:
+                await self.channel.drain(0.0 if result.aborted else self.drain)
+            leftovers = group_members(self.pgid)
+            if leftovers:
+                result.leftovers_killed = len(leftovers)
+                await self._signal(LEFTOVER_SEQUENCE, f"{len(leftovers)} process(es) left behind")
+            _, pending = await asyncio.wait(self._pumps, timeout=_PIPE_GRACE)
+            for pump in pending:  # a process outside the group still holds the pipe
+                pump.cancel()
+            self.sink.note(self._describe_exit())
+            self._status("exited", {"returncode": result.returncode, "signal": result.signal})
+            return result
+        finally:
+            for pump in self._pumps:
+                pump.cancel()
+            result.stdout_tail = list(self._stdout)
+            result.stderr_tail = list(self._stderr)
+            if self.channel is not None:
+                self.channel.close()
+                self._copy_channel()
+            self.sink.close()
+            self.runner._forget(self)
+            if self.lock is not None:
+                try:
+                    await call(self.lock.release)
+                except Exception as err:
+                    logger.error("Failed to release the lock of %s: %r", result.script, err)
+
+    def _describe_exit(self) -> str:
+        r = self.result
+        how = f"code {r.returncode}" if r.signal is None else signal.Signals(r.signal).name
+        extra = f" (aborted: {r.abort_reason})" if r.aborted else ""
+        return f"exited with {how} after {r.duration:.3f} s{extra}"
+
+    def _copy_channel(self) -> None:
+        ch, r = self.channel, self.result
+        r.session_data = ch.session_data
+        r.messages = ch.messages
+        r.warnings = ch.warnings
+        r.datagrams, r.malformed, r.oversized = ch.datagrams, ch.malformed, ch.oversized
+        r.foreign, r.seq_gaps = ch.foreign, ch.seq_gaps
+
+    def _status(self, kind: str, payload: dict) -> None:
+        if self.on_status is None:
+            return
+        msg = {
+            "host": socket.gethostname(),
+            "id": self.result.run_id,
+            "script": self.result.script_id,
+            "time": time.time(),
+            "seq_no": None,
+            "type": kind,
+            "payload": payload,
+        }
+        try:
+            self.on_status(msg)
+        except Exception as err:
+            logger.warning("status callback failed: %r", err)
+
+
+class ScriptRunner:
+    """Run scripts as subprocesses and abort them; usable with or without a RunEngine.
+
+    ``abort_sequence`` is ``((signal, grace_seconds), ...)``: each signal goes to the script's
+    whole process group, and the next one only if a process of it outlives the grace period.
+    ``log=True`` logs output to ``logger`` (default: the ``runengine.scripts`` logger).
+    """
+
+    def __init__(
+        self,
+        *,
+        abort_sequence: Sequence[tuple[int, float]] = DEFAULT_ABORT_SEQUENCE,
+        logger: logging.Logger | None = None,
+        prefix: str = "SMURFPUB_",
+        drain: float = 1.0,
+        tail: int = 100,
+    ) -> None:
+        self.abort_sequence = tuple(abort_sequence)
+        self.logger = logger or _LOG
+        self.prefix = prefix
+        self.drain = drain
+        self.tail = tail
+        self._active: list[ScriptRun] = []
+        self._guard = threading.Lock()
+
+    @property
+    def running(self) -> list[ScriptRun]:
+        """The runs not finished yet."""
+        with self._guard:
+            return list(self._active)
+
+    def _forget(self, run: ScriptRun) -> None:
+        with self._guard:
+            if run in self._active:
+                self._active.remove(run)
+
+    async def start(
+        self,
+        script: str | os.PathLike,
+        args: Sequence[Any] = (),
+        *,
+        log: Any = True,
+        env: Mapping[str, str | None] | None = None,
+        cwd: str | os.PathLike | None = None,
+        timeout: float | None = None,
+        lock: Any = None,
+        job: str | None = None,
+        lock_timeout: float = 0.0,
+        publisher: bool = True,
+        drain: float | None = None,
+        abort_sequence: Sequence[tuple[int, float]] | None = None,
+        interpreter: Sequence[str] | str | None = None,
+        on_status: Callable[[dict], Any] | None = None,
+    ) -> ScriptRun:
+        """Check the request, take the lock, open the channel and spawn the script.
+
+        Raises ScriptNotFound, ScriptNotExecutable, TypeError, LockUnavailable or ScriptError
+        before anything runs; the lock is not held after a failure.
+        """
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+        argv = script_argv(script, args, cwd, interpreter)
+        full_env = environment(env)
+        name = os.path.basename(os.fspath(script))
+        job = job or name
+        run_id = f"{name}-{uuid.uuid4().hex[:12]}"
+        result = ScriptResult(
+            script=os.fspath(script), args=check_args(args), script_id=name, run_id=run_id
+        )
+        sink = OutputSink(log, self.logger, name)
+        channel = None
+        taken = False
+        try:
+            if lock is not None:
+                await acquire(lock, job, lock_timeout)
+                taken = True
+            if publisher:
+                channel = StatusChannel(run_id, note=sink.note, on_status=on_status)
+                await channel.open()
+                full_env.update(channel.env(self.prefix))
+            proc = await self._spawn(argv, full_env, cwd, script)
+        except BaseException:
+            if channel is not None:
+                channel.close()
+            sink.close()
+            if taken:
+                await call(lock.release)
+            raise
+        result.pid = proc.pid
+        run = ScriptRun(
+            self,
+            proc,
+            result,
+            channel,
+            sink,
+            lock if taken else None,
+            timeout=timeout,
+            drain=self.drain if drain is None else drain,
+            abort_sequence=self.abort_sequence if abort_sequence is None else abort_sequence,
+            on_status=on_status,
+        )
+        with self._guard:
+            self._active.append(run)
+        sink.note(f"started pid {proc.pid}: {' '.join(argv)}")
+        run._status("spawned", {"pid": proc.pid, "argv": argv})
+        return run
+
+    @staticmethod
+    async def _spawn(argv: list[str], env: dict, cwd: Any, script: Any) -> Any:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as err:
+            raise ScriptNotFound(f"Cannot start {script!r}: {err}") from err
+        except PermissionError as err:
+            raise ScriptNotExecutable(f"Cannot start {script!r}: {err}") from err
+        except OSError as err:
+            raise ScriptError(f"Cannot start {script!r}: {err}") from err
+
+    async def run_async(
+        self, script: str | os.PathLike, args: Sequence[Any] = (), *, check: bool = True, **options
+    ) -> ScriptResult:
+        """Run ``script`` to its end; cancelling this aborts it. See :meth:`start` for options.
+
+        With ``check=True`` a failure raises ScriptFailed, ScriptAborted or ScriptTimeout.
+        """
+        run = await self.start(script, args, **options)
+        try:
+            result = await run.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(run.abort("cancelled"))
+            raise
+        return result.check() if check else result
+
+    def run(
+        self, script: str | os.PathLike, args: Sequence[Any] = (), *, check: bool = True, **options
+    ) -> ScriptResult:
+        """Run ``script`` to its end in this thread (Ctrl+C aborts it and is re-raised)."""
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            raise RuntimeError("An event loop runs in this thread: use `await run_async(...)`")
+        return asyncio.run(self.run_async(script, args, check=check, **options))
+
+    def abort(self, reason: str = "aborted", *, wait: bool = True, strict: bool = False) -> bool:
+        """Abort every running script of this runner, from any thread.
+
+        With ``wait`` (and off the scripts' loop) return once their process groups are gone.
+        With nothing running: log a message and return False (``strict``: NoScriptRunning).
+        """
+        runs = [run for run in self.running if not run.done]
+        if not runs:
+            if strict:
+                raise NoScriptRunning("No script is running: nothing to abort")
+            self.logger.info("No script is running: nothing to abort")
+            return False
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for run in runs:
+            if run.loop is here:
+                run._begin_abort(reason)
+                continue
+            future = run.abort_threadsafe(reason)
+            if wait:
+                budget = sum(grace for _, grace in run.abort_sequence) + 10.0
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    future.result(budget)
+        return True
