@@ -16,7 +16,7 @@ $(STAMP): $(PY) setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m runengine.devices.demo
+	$(PY) -m runengine.cli.demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .

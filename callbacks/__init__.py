@@ -16,6 +16,7 @@ _LAZY: dict[str, str] = {
     "SafeCallback": "buffered",
     "RichTable": "live",
     "ProgressBar": "progress",
+    "AboveTheBar": "progress",
     "LivePlot": "plots",
     "plot_run": "plots",
     "headless": "plots",

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .buffered import SafeCallback
 
-__all__ = ["Pace", "ProgressBar", "run_length"]
+__all__ = ["AboveTheBar", "Pace", "ProgressBar", "run_length"]
 
 
 def run_length(start: dict) -> int | None:
@@ -206,3 +206,33 @@ class ProgressBar(SafeCallback):
         parts.extend(f"{name}={n}" for name, n in self.others.items())
         self.bar.set_postfix_str(", ".join(parts), refresh=False)
         self.bar.close()
+
+
+class AboveTheBar:
+    """A text file whose whole lines print above any progress bar on the same terminal.
+
+    Give it to a live table (``RichTable(file=AboveTheBar())``) beside a :class:`ProgressBar`:
+    the bar is cleared, the lines written, the bar redrawn, so the two never interleave.
+    """
+
+    def __init__(self, file: IO[str] | None = None) -> None:
+        self.file = file if file is not None else sys.stdout
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines, _, self._partial = (self._partial + text).rpartition("\n")
+        if lines or _:
+            with tqdm.external_write_mode(file=self.file):
+                self.file.write(lines + "\n")
+                self.file.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.write("\n")
+
+    def isatty(self) -> bool:
+        return self.file.isatty()
+
+    def fileno(self) -> int:
+        return self.file.fileno()

@@ -111,8 +111,9 @@ class Session:
         ns.update(RE=RE, store=store, catalog=Catalog(store.directory))
         if self.table:
             from runengine.callbacks.live import RichTable
+            from runengine.callbacks.progress import AboveTheBar
 
-            ns["table"] = RichTable()
+            ns["table"] = RichTable(file=AboveTheBar() if self.progress else None)
             RE.subscribe(ns["table"])
         if self.progress:
             from runengine.callbacks.progress import ProgressBar

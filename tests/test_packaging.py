@@ -39,11 +39,13 @@ def test_wheel_contains_the_mapped_folders(wheel):
         "runengine/__init__.py",
         "runengine/commands/registry.py",
         "runengine/plans/__init__.py",
-        "runengine/devices/demo.py",
+        "runengine/devices/launcher.py",
+        "runengine/devices/ioc/motors.py",
         "runengine/callbacks/__init__.py",
+        "runengine/cli/demo.py",
     ):
         assert expected in names
-    assert not any(name.startswith(("plans/", "devices/", "callbacks/")) for name in names)
+    assert not any(name.startswith(("plans/", "devices/", "callbacks/", "cli/")) for name in names)
 
 
 def test_regular_install_imports_from_where_it_was_installed(wheel, tmp_path):

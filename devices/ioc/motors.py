@@ -97,6 +97,9 @@ class SimMotor(PVGroup):
         fields = self.fields
         await fields.velocity.write(velocity)
         await fields.engineering_units.write("mm")
+        await fields.display_precision.write(3)
+        # ophyd describes a motor by its readback: give it the units and precision of .VAL
+        await fields.user_readback_value.write_metadata(precision=3, units="mm")
         await fields.user_low_limit.write(low)
         await fields.user_high_limit.write(high)
         await self.apply_limits(low, high)

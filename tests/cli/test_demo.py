@@ -10,9 +10,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_the_demo_scans_over_the_iocs_pauses_resumes_and_stops_them():
+def test_the_demo_scans_over_the_iocs_pauses_resumes_stores_and_plots(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "runengine.devices.demo", "--points", "7"],
+        [sys.executable, "-m", "runengine.cli.demo", "--points", "7", "--store", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -25,3 +25,7 @@ def test_the_demo_scans_over_the_iocs_pauses_resumes_and_stops_them():
     assert "Events 7 of 7; seq_nums 1..7, no duplicates: True" in out
     assert "Peak at m1 = 0.00" in out  # the detector IOC's peak is at m1 = 0
     assert out.index("IOCs stopped.") < out.index("Done:")
+    (run_file,) = tmp_path.glob("*.msgpack")
+    assert f"Stored in {run_file}" in out
+    (png,) = tmp_path.glob("scan_*.png")
+    assert f"Plot saved to {png}" in out and png.read_bytes()[:4] == b"\x89PNG"

@@ -1,12 +1,13 @@
 """``make demo``: a scan on the simulated beamline that a person can watch.
 
-    python -m runengine.devices.demo [--points N] [--no-pause] [--sim]
+    python -m runengine.cli.demo [--points N] [--no-pause] [--sim] [--store DIR]
 
 Starts the beamline's caproto IOCs on loopback (motors, a point detector, beam and shutter),
 connects ophyd devices to them over Channel Access, and scans motor ``m1`` across the
-detector's peak with a live table. Halfway through, a timer asks for a deferred pause; the
-engine pauses at the next checkpoint, the demo resumes it, and the scan finishes with every
-point taken exactly once. ``--sim`` uses ``ophyd.sim`` devices instead of IOCs.
+detector's peak with a live table and a progress bar. Halfway through, another thread asks
+for a deferred pause; the engine pauses at the next checkpoint, the demo resumes it, and the
+scan finishes with every point taken exactly once. The run is stored (read back to check it)
+and plotted to a PNG beside it. ``--sim`` uses ``ophyd.sim`` devices instead of IOCs.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ import threading
 import time
 
 from bluesky import plans as bp
-from bluesky.callbacks import LiveTable
 
 from runengine import RunEngine, RunEngineInterrupted
+from runengine.callbacks.catalog import Catalog
+from runengine.callbacks.live import RichTable
+from runengine.callbacks.progress import AboveTheBar, ProgressBar
+from runengine.callbacks.store import RunStore
+
+from .runs import plot_to
 
 
 @contextlib.contextmanager
@@ -31,7 +37,7 @@ def _devices(use_sim: bool):
         motor = SynAxis(name="motor", delay=0.2)
         yield motor, SynGauss("det", motor, "motor", center=0, Imax=1000, sigma=1)
         return
-    from .beamline import Beamline
+    from runengine.devices.beamline import Beamline
 
     print("Starting the simulated beamline (caproto IOCs on 127.0.0.1) ...")
     started = time.monotonic()
@@ -59,35 +65,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=15)
     parser.add_argument("--no-pause", action="store_true", help="skip the pause and resume")
     parser.add_argument("--sim", action="store_true", help="ophyd.sim devices, no IOCs")
+    parser.add_argument("--store", help="run store directory (default: the user's data dir)")
     args = parser.parse_args(argv)
 
     with _devices(args.sim) as (motor, det):
         RE = RunEngine({"beamline_id": "demo", "owner": "you"})
-        events, stops = [], []
-        RE.subscribe(lambda name, doc: events.append(doc), "event")
-        RE.subscribe(lambda name, doc: stops.append(doc), "stop")
-        table = LiveTable([motor.name, det.name])
+        store = RunStore(args.store)
+        store.subscribe(RE)  # first: every document is on disk before it is shown
+        RE.subscribe(RichTable([motor.name, det.name], file=AboveTheBar()))
+        RE.subscribe(ProgressBar())
 
         print(f"\nA step scan of a gaussian peak: {det.name} against {motor.name}.\n")
         if not args.no_pause:  # as if someone asked for a pause halfway, from another thread
             RE.subscribe(_pause_after(args.points // 2, RE), "event")
         try:
-            RE(bp.scan([det], motor, -3, 3, args.points), table)
+            (uid,) = RE(bp.scan([det], motor, -3, 3, args.points))
         except RunEngineInterrupted:
             print(f"\nThe engine is {RE.state!r}. Resuming with RE.resume() ...\n")
-            RE.resume()
+            (uid,) = RE.resume()
 
-    seq_nums = [doc["seq_num"] for doc in events]
-    print(f"\nDone: state {RE.state!r}, exit_status {stops[-1]['exit_status']!r}.")
+    run = Catalog(store.directory)[uid]
+    data = run.primary.read()
+    seq_nums = list(data["seq_num"].values)
+    print(f"\nDone: state {RE.state!r}, exit_status {run.metadata['stop']['exit_status']!r}.")
+    print(f"Stored in {store.path_for(uid)}")
     print(
-        f"Events {len(events)} of {args.points}; seq_nums 1..{max(seq_nums)}, no duplicates: "
-        f"{sorted(seq_nums) == list(range(1, args.points + 1))}"
+        f"Events {len(seq_nums)} of {args.points}; seq_nums 1..{max(seq_nums)}, no duplicates: "
+        f"{seq_nums == list(range(1, args.points + 1))}"
     )
-    peak = max(events, key=lambda doc: doc["data"][det.name])
+    peak = int(data[det.name].values.argmax())
     print(
-        f"Peak at {motor.name} = {peak['data'][motor.name]:.2f} "
-        f"({det.name} = {peak['data'][det.name]:.1f})."
+        f"Peak at {motor.name} = {float(data[motor.name][peak]):.2f} "
+        f"({det.name} = {float(data[det.name][peak]):.1f})."
     )
+    png = plot_to(run, store.directory / f"scan_{run.metadata['start']['scan_id']}_{uid[:8]}.png")
+    print(f"Plot saved to {png}")
     return 0
 
 
