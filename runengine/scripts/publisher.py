@@ -70,21 +70,21 @@ class Publisher:
         if self._sock is None:
             return False
         data = self._encode(payload, msgtype)
-        if len(data) > UDP_MAX_BYTES:
+        sent = len(data) <= UDP_MAX_BYTES
+        if not sent:  # its seq_no goes to the error instead: no gap for the runner to report
             note = f"Backend error: dropped large UDP packet ({len(data)} bytes)."
-            self._sock.sendto(self._encode({"message": note}, "backend_error"), self.address)
-            return False
+            data = self._encode({"message": note}, "backend_error")
         self._sock.sendto(data, self.address)
-        return True
+        self.seq_no += 1
+        return sent
 
     def _encode(self, payload: Any, msgtype: str) -> bytes:
-        self.seq_no += 1
         msg = {
             "host": self.host,
             "id": self.id,
             "script": self.script_id,
             "time": time.time(),
-            "seq_no": self.seq_no,
+            "seq_no": self.seq_no + 1,
             "type": msgtype,
             "payload": payload,
         }

@@ -44,6 +44,20 @@ LEFTOVER_SEQUENCE = ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0))
 _PIPE_GRACE = 1.0  # after the group is gone, how long its output may take to arrive
 
 
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Tells when the process exits, before its pipes close (``Process.wait`` waits for both,
+    and a process left behind may hold them open)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 class ScriptRun:
     """One running script: :meth:`wait` for its result, :meth:`abort` it."""
 
@@ -51,6 +65,7 @@ class ScriptRun:
         self,
         runner: ScriptRunner,
         proc: asyncio.subprocess.Process,
+        exited: asyncio.Future,
         result: ScriptResult,
         channel: StatusChannel | None,
         sink: OutputSink,
@@ -63,6 +78,7 @@ class ScriptRun:
     ) -> None:
         self.runner = runner
         self.proc = proc
+        self._exited = exited
         self.pid = self.pgid = proc.pid
         self.result = result
         self.channel = channel
@@ -128,13 +144,14 @@ class ScriptRun:
 
     async def _supervise(self) -> ScriptResult:
         result, proc = self.result, self.proc
+        exited = self._exited
         try:
             try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), self.timeout)
+                await asyncio.wait_for(asyncio.shield(exited), self.timeout)
             except TimeoutError:
                 result.timed_out = True
                 await asyncio.shield(self._begin_abort(f"timeout after {self.timeout} s"))
-                await proc.wait()
+                await exited
             if self._abort_task is not None:
                 await asyncio.shield(self._abort_task)
             result.returncode = proc.returncode
@@ -280,7 +297,7 @@ class ScriptRunner:
                 channel = StatusChannel(run_id, note=sink.note, on_status=on_status)
                 await channel.open()
                 full_env.update(channel.env(self.prefix))
-            proc = await self._spawn(argv, full_env, cwd, script)
+            proc, exited = await self._spawn(argv, full_env, cwd, script)
         except BaseException:
             if channel is not None:
                 channel.close()
@@ -292,6 +309,7 @@ class ScriptRunner:
         run = ScriptRun(
             self,
             proc,
+            exited,
             result,
             channel,
             sink,
@@ -308,9 +326,11 @@ class ScriptRunner:
         return run
 
     @staticmethod
-    async def _spawn(argv: list[str], env: dict, cwd: Any, script: Any) -> Any:
+    async def _spawn(argv: list[str], env: dict, cwd: Any, script: Any) -> tuple:
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _Protocol(loop),
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -319,6 +339,7 @@ class ScriptRunner:
                 cwd=cwd,
                 start_new_session=True,
             )
+            return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
         except FileNotFoundError as err:
             raise ScriptNotFound(f"Cannot start {script!r}: {err}") from err
         except PermissionError as err:
