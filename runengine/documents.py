@@ -98,12 +98,17 @@ class RunBundle:
         self.monitors: dict[Any, tuple[Callable, dict]] = {}
         self.uncollected: set = set()
         self.declared: set[str] = set()
-        emit("start", start_doc)
         # Streams fed by callbacks (monitors, interruptions), not by messages: a rewind does
         # not re-take their events, so it must not rewind their seq_nums either.
         self.live_streams: set[str] = set()
         self._interruptions: Stream | None = None
-        if record_interruptions:
+        self._record_interruptions = record_interruptions
+
+    def open(self) -> None:
+        """Emit the start document. Register the bundle first: if a subscriber raises here,
+        the run is still open, so it gets its stop document."""
+        self._emit("start", self.start)
+        if self._record_interruptions:
             text = {"dtype": "string", "shape": [], "source": "RunEngine"}
             dk = {"interruption": text, "requested_by": text, "reason": text}
             self._interruptions = self.add_stream("interruptions", dk, {}, {}, {}, ())

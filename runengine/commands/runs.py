@@ -88,6 +88,7 @@ async def open_run(RE: Any, msg: Msg) -> str:
     )
     ex.run_start_uids.append(bundle.uid)
     bundle.checkpoint()
+    bundle.open()
     return bundle.uid
 
 

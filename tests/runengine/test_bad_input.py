@@ -127,6 +127,22 @@ def test_callback_that_raises_fails_the_plan_with_its_exception(RE):
     assert seen == ["start", "descriptor", "event", "stop"]
 
 
+def test_a_callback_that_raises_on_start_still_gets_the_run_closed(RE, docs):
+    """The run is open once its start is emitted, whoever fails on it: a stop follows."""
+
+    def bad_callback(name, doc):
+        raise RuntimeError("cannot store this start")
+
+    RE.subscribe(bad_callback, "start")
+    with pytest.raises(RuntimeError, match="cannot store this start"):
+        RE(bp.count([det], 3))
+    assert RE.state == "idle"
+    (start,) = [doc for name, doc in docs if name == "start"]
+    (stop,) = [doc for name, doc in docs if name == "stop"]
+    assert stop["run_start"] == start["uid"]
+    assert stop["exit_status"] == "fail" and "cannot store this start" in stop["reason"]
+
+
 def test_ignored_callback_exceptions_only_warn(RE):
     def bad_callback(name, doc):
         if name == "event":
