@@ -130,13 +130,14 @@ class StatusGroups:
                 remaining = None if deadline is None else deadline - self._loop.time()
                 if remaining is not None and remaining <= 0:
                     raise WaitForTimeoutError("Plan failed to complete in the specified time")
-                wake = self._wake = self._loop.create_future()
+                # One future shared by every waiter (concurrent sub-plans of an action graph
+                # wait at once): any status settling wakes them all, each checks its own.
+                wake = self._wake
+                if wake is None or wake.done():
+                    wake = self._wake = self._loop.create_future()
                 if all(t.done for t in members):  # finished while the future was made
                     continue
-                try:
-                    await asyncio.wait((wake,), timeout=remaining)
-                finally:
-                    self._wake = None
+                await asyncio.wait((wake,), timeout=remaining)
         except WaitForTimeoutError:
             self.groups[group] = members
             if error_on_timeout:
