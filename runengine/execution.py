@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import (
@@ -106,6 +107,10 @@ class Execution:
         self.inflight: asyncio.Task | None = None
         self._decision: asyncio.Future | None = None
         self._held_suspensions: list[tuple] = []
+        # Called at the very end of the call, last added first, whatever ended it (stop, abort,
+        # halt, panic, an exception): commands register what must never outlive the plan
+        # (the hardware locks it holds).
+        self.cleanups: list[Callable[[], Any]] = []
 
     # ---- the message loop ----------------------------------------------------------------
     async def run(self) -> None:
@@ -426,12 +431,21 @@ class Execution:
             for gen in self.stack.close():
                 print(f"The plan {gen!r} tried to yield a value on close.  Please fix your plan.")
         finally:
+            self._run_cleanups()
             self.finished = True
             if engine.state.is_panicked:
                 engine._panic_return = "idle"
             else:
                 engine._set_state("idle")
             engine._blocking.set()
+
+    def _run_cleanups(self) -> None:
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                cleanup()
+            except Exception as err:
+                print(f"Cleanup {cleanup!r} failed: {err!r}")
 
     async def _backstop_collect(self, bundle: RunBundle) -> None:
         """Collect the flyers of a run left open that were kicked off and never collected."""

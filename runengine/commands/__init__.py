@@ -4,7 +4,8 @@ Each handler is ``async def handler(RE, msg)``; its docstring's first line is wh
 ``RE.print_command_registry()`` shows. Importing the modules below fills ``BUILTIN_COMMANDS``.
 """
 
-from . import devices, flow, flyers, graph, runs, scripts  # noqa: F401 - they register commands
+# Imported to register their commands.
+from . import devices, flow, flyers, graph, locks, runs, scripts  # noqa: F401
 from .registry import BUILTIN_COMMANDS, command
 
 __all__ = ["BUILTIN_COMMANDS", "command"]

@@ -1,0 +1,228 @@
+"""Hardware locks in plans: ``acquire_lock``, ``yield_lock`` and ``release_lock``.
+
+The locks a plan holds belong to its ``RE(plan)`` call and are released when the call ends,
+whatever ends it. Waiting is a future completed by the lock's hand-over, so a pause or a stop
+cancels it and leaves nobody in the lock's queue.
+
+Rewind: after a pause or a suspension the messages since the last checkpoint are replayed. An
+``acquire_lock`` or ``release_lock`` already carried out is recognised (it is the same message
+object) and does nothing the second time: the lock state is that of the moment of the pause,
+not replayed over it. A ``yield_lock`` is carried out again (it only lets waiters in). Locks
+made with ``release_on_pause=True`` are let go when the plan pauses or suspends, and a
+``_reacquire_locks`` message at the head of the replay takes them back before anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from bluesky.utils import Msg
+
+from ..eager import start
+from ..locks import (
+    DROPPED,
+    HELD,
+    LOST,
+    RELEASED,
+    HardwareLock,
+    LockError,
+    LockLost,
+    LockToken,
+    check_timeout,
+)
+from .registry import UnsupportedObject, command
+
+_PLAN_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class PlanLocks:
+    """The locks of one ``RE(plan)`` call.
+
+    The engine pauses and resumes every object it has seen that has ``pause`` and ``resume``
+    (bluesky's Pausable): that is how this learns of pauses and suspensions.
+    """
+
+    def __init__(self, RE: Any, ex: Any) -> None:
+        self.RE = RE
+        self.ex = ex
+        plan = RE._plan
+        self.plan_name = getattr(plan, "__name__", None) or type(plan).__name__
+        self.owner = f"RE:{self.plan_name}"
+        self.tokens: dict[HardwareLock, LockToken] = {}
+        # id(msg) -> (msg, token) for acquires and releases done since the cache last started
+        # over; `replaying` holds those a rewind will send again. The msg keeps its id unique.
+        self.applied: dict[int, tuple[Msg, LockToken]] = {}
+        self.replaying: dict[int, tuple[Msg, LockToken]] = {}
+        self._cache_list: Any = None
+
+    # ---- rewind bookkeeping -----------------------------------------------------------------
+    def note(self, msg: Msg, token: LockToken) -> None:
+        cache = self.ex.cache
+        if cache.msgs is None or not cache.rewindable:
+            return  # never replayed
+        if cache.msgs is not self._cache_list:  # a checkpoint: nothing older is replayed
+            self.applied.clear()
+            self._cache_list = cache.msgs
+        self.applied[id(msg)] = (msg, token)
+
+    def replayed(self, msg: Msg) -> LockToken | None:
+        hit = self.replaying.pop(id(msg), None)
+        if hit is None:
+            return None
+        self.note(msg, hit[1])
+        return hit[1]
+
+    def mine(self, token: Any, what: str) -> LockToken:
+        if not isinstance(token, LockToken) or self.tokens.get(token.lock) is not token:
+            raise LockError(f"Msg({what!r}) needs a token this plan holds, not {token!r}")
+        if token.state == LOST:
+            raise LockLost(f"Msg({what!r}): {token!r} was lost", token.lock.holder)
+        if not token.valid:
+            raise LockError(f"Msg({what!r}): {token!r} does not hold its lock")
+        return token
+
+    # ---- Pausable -----------------------------------------------------------------------------
+    def pause(self) -> None:
+        """The plan pauses or suspends: let go of release_on_pause locks; prepare the replay."""
+        for token in self.tokens.values():
+            if token.state == HELD and token.lock.release_on_pause:
+                token.lock._let_go(token, DROPPED)
+        msgs = self.ex.cache.msgs
+        if msgs is None:
+            return  # no checkpoint: this pause aborts the plan
+        ids = {id(m) for m in msgs}
+        self.replaying.update((key, hit) for key, hit in self.applied.items() if key in ids)
+        if any(token.state == DROPPED for token in self.tokens.values()):
+            msgs.insert(0, Msg("_reacquire_locks", None))
+
+    def resume(self) -> None:
+        """Nothing: the locks come back with the replay (``_reacquire_locks``)."""
+
+    def release_all(self) -> None:
+        """The call ends: every lock goes, whatever its count."""
+        for token in self.tokens.values():
+            token.count = 0
+            token.lock._let_go(token, RELEASED)
+        self.tokens.clear()
+        self.applied.clear()
+        self.replaying.clear()
+
+    # ---- waiting ------------------------------------------------------------------------------
+    def granted(self, msg: Msg, token: LockToken) -> LockToken:
+        self.tokens[token.lock] = token
+        token.count = max(token.count, 1)
+        self.note(msg, token)
+        return token
+
+    async def wait(self, msg: Msg, token: LockToken, waiter: Any, wait: float | None) -> Any:
+        """Wait for ``waiter``'s grant; what each kind of message does if that fails."""
+        kind = msg.command
+        try:
+            await token.lock._wait_async(waiter, wait)
+        except asyncio.CancelledError:
+            if kind != "acquire_lock":
+                token.state = DROPPED  # had it, let it go: the replay's head takes it back
+            ex = self.ex
+            if ex.interrupt is not None and not (ex.cache.rewindable and ex.cache.msgs is not None):
+                raise LockError(
+                    f"Msg({kind!r}) on {token.lock!r} was interrupted and cannot be replayed "
+                    "(no checkpoint, or not rewindable)"
+                ) from None
+            raise
+        except LockError as err:
+            if kind == "acquire_lock":
+                raise
+            token.state = LOST
+            raise LockLost(
+                f"Lock {token.lock.name!r} lost by job {token.job!r}: {err}", err.holder
+            ) from None
+        if kind == "acquire_lock":
+            return self.granted(msg, token)
+        return token
+
+
+def plan_locks(RE: Any) -> PlanLocks:
+    """The lock bookkeeping of the engine's current call (made on first use)."""
+    ex = RE._exec
+    found = _PLAN_LOCKS.get(ex)
+    if found is None:
+        found = _PLAN_LOCKS[ex] = PlanLocks(RE, ex)
+        ex.seen[found] = None
+        ex.cleanups.append(found.release_all)
+    return found
+
+
+@command("acquire_lock")
+def acquire_lock(RE: Any, msg: Msg) -> Any:
+    """Take a HardwareLock: ``Msg('acquire_lock', lock, job=, timeout=)``; returns a token."""
+    lock = msg.obj
+    if not isinstance(lock, HardwareLock):
+        raise UnsupportedObject(f"Msg('acquire_lock') needs a HardwareLock, not {lock!r}")
+    locks = plan_locks(RE)
+    replayed = locks.replayed(msg)
+    if replayed is not None:
+        return replayed
+    wait = check_timeout(msg.kwargs.get("timeout"), lock.default_timeout)
+    token = locks.tokens.get(lock)
+    if token is not None and token.valid:  # the plan takes it again: counted
+        token.count += 1
+        locks.note(msg, token)
+        return token
+    job = msg.kwargs.get("job") or locks.plan_name
+    token = LockToken(lock, job, locks.owner, key=RE)
+    token.timeout = wait
+    waiter = lock._enter(token, wait, RE._loop)
+    if waiter is None:
+        return locks.granted(msg, token)
+    return start(locks.wait(msg, token, waiter, wait))
+
+
+@command("yield_lock")
+def yield_lock(RE: Any, msg: Msg) -> Any:
+    """Let everyone waiting for the lock in, then take it back: ``Msg('yield_lock', token)``."""
+    locks = plan_locks(RE)
+    token = locks.mine(msg.obj, "yield_lock")
+    wait = check_timeout(msg.kwargs.get("timeout"), token.lock.default_timeout)
+    waiter = token.lock._yield(token, RE._loop)
+    if waiter is None:
+        return token
+    return start(locks.wait(msg, token, waiter, wait))
+
+
+@command("release_lock")
+def release_lock(RE: Any, msg: Msg) -> None:
+    """Release a lock taken with acquire_lock: ``Msg('release_lock', token)``."""
+    locks = plan_locks(RE)
+    if locks.replayed(msg) is not None:
+        return
+    token = locks.mine(msg.obj, "release_lock")
+    token.count -= 1
+    locks.note(msg, token)
+    if token.count <= 0:
+        token.lock._let_go(token, RELEASED)
+
+
+@command("_reacquire_locks")
+def reacquire_locks(RE: Any, msg: Msg) -> Any:
+    """Internal: take back the locks a pause let go, before the replay goes on."""
+    locks = plan_locks(RE)
+    dropped = [token for token in locks.tokens.values() if token.state == DROPPED]
+    if not dropped:
+        return None
+    return start(_reacquire(locks, msg, dropped))
+
+
+async def _reacquire(locks: PlanLocks, msg: Msg, dropped: list[LockToken]) -> None:
+    for token in dropped:
+        try:
+            waiter = token.lock._enter(token, token.timeout, locks.RE._loop)
+        except LockError as err:
+            token.state = LOST
+            raise LockLost(
+                f"Lock {token.lock.name!r} could not be taken back after the pause: {err}",
+                err.holder,
+            ) from None
+        if waiter is not None:
+            await locks.wait(msg, token, waiter, token.timeout)
