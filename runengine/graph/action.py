@@ -41,6 +41,10 @@ def flatten(items: Iterable) -> list:
     return out
 
 
+def _generator_like(obj: Any) -> bool:
+    return all(callable(getattr(obj, name, None)) for name in ("send", "throw", "close"))
+
+
 def _body_name(body: Any) -> str:
     if inspect.iscoroutine(body):
         return body.__qualname__ if hasattr(body, "__qualname__") else repr(body)
@@ -154,12 +158,12 @@ class Action:
             made = self.body
         else:
             made = self.body(*self.args)
-        if inspect.isgenerator(made):
-            return PLAN, made
+        if inspect.isawaitable(made) and self.kind != PLAN:
+            return AWAIT, made
+        if inspect.isgenerator(made) or _generator_like(made):
+            return PLAN, made  # a generator, or a bluesky Plan (``@plan`` stubs return those)
         if self.kind == PLAN:
             return PLAN, ensure_generator(made)
-        if inspect.isawaitable(made):
-            return AWAIT, made
         return VALUE, made
 
     def _reset(self) -> None:

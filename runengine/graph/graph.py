@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -225,11 +226,18 @@ class ActionGraph(Action):
         self._ending = ending = loop.create_future()
         failure: Action | None = None
         timed_out = interrupted = ended = False
+        reqs = {a: self._requirements(a) for a in self.actions}
+        succ: dict[Action, list[Action]] = {a: [] for a in self.actions}
+        for action, required in reqs.items():
+            for req in required:
+                succ[req].append(action)
+        finite = [a for a in self.actions if not a.forever]
+        left = sum(1 for a in finite if a.state not in FINISHED)  # finite actions not over
+        candidates = list(self.actions)
         try:
             while True:
-                self._start_ready(tasks, window, ctx)
-                finite = [a for a in self.actions if not a.forever]
-                if finite and all(a.state in FINISHED for a in finite):
+                left -= self._start_ready(candidates, reqs, succ, tasks, window, ctx)
+                if finite and left == 0:
                     break  # forever-only graphs run until their timeout (or end())
                 remaining = None if deadline is None else deadline - loop.time()
                 if not tasks or (remaining is not None and remaining <= 0):
@@ -244,8 +252,11 @@ class ActionGraph(Action):
                 if not done:
                     timed_out = True
                     break
+                candidates = []
                 for task in done:
                     action = tasks.pop(task)
+                    left -= not action.forever
+                    candidates.extend(succ[action])
                     if action.state in FAILURES and action.critical and failure is None:
                         failure = action
                 if failure is not None:
@@ -264,25 +275,29 @@ class ActionGraph(Action):
                 raise asyncio.CancelledError
         return self._conclude(loop.time() - start, failure, timed_out, nested, ended)
 
-    def _start_ready(self, tasks: dict, window: Any, ctx: RunContext) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for action in self.actions:
-                if action.state != IDLE:
-                    continue
-                reqs = self._requirements(action)
-                if any(r.state not in FINISHED for r in reqs):
-                    continue
-                if self.on_failed_requirement == "skip" and any(r.state != DONE for r in reqs):
-                    action.state = SKIPPED
-                    ctx.status(action, SKIPPED)
-                    changed = True
-                    continue
-                action.state = SCHEDULED
-                ctx.status(action, SCHEDULED)
-                task = asyncio.ensure_future(run_action(self, action, window, ctx))
-                tasks[task] = action
+    def _start_ready(
+        self, candidates: list, reqs: dict, succ: dict, tasks: dict, window: Any, ctx: RunContext
+    ) -> int:
+        """Start (or skip) the candidates whose requirements are over; the finite ones skipped."""
+        skipped = 0
+        queue = deque(candidates)
+        while queue:
+            action = queue.popleft()
+            if action.state != IDLE:
+                continue
+            required = reqs[action]
+            if any(r.state not in FINISHED for r in required):
+                continue
+            if self.on_failed_requirement == "skip" and any(r.state != DONE for r in required):
+                action.state = SKIPPED
+                ctx.status(action, SKIPPED)
+                skipped += not action.forever
+                queue.extend(succ[action])
+                continue
+            action.state = SCHEDULED
+            ctx.status(action, SCHEDULED)
+            tasks[asyncio.ensure_future(run_action(self, action, window, ctx))] = action
+        return skipped
 
     def _conclude(
         self, elapsed: float, failure: Action | None, timed_out: bool, nested: bool, ended: bool

@@ -64,6 +64,7 @@ STATUS_KEYS = {
     "graph": {"dtype": "string", "shape": [], "source": "action_graph"},
 }
 _YIELD_EVERY = 0.005
+_SPECIAL = frozenset({"checkpoint", "create", "read", "save", "drop", *FORBIDDEN})
 
 
 class PlanState:
@@ -168,7 +169,14 @@ class PlanContext(RunContext):
                         return done.value
                     state.response, state.exc = None, None
                 try:
-                    response = await self._process(action, state, msg, held)
+                    command = getattr(msg, "command", None)
+                    if command in _SPECIAL or not isinstance(msg, Msg):
+                        response = await self._process(action, state, msg, held)
+                    else:  # the common case, inline: no coroutine per message
+                        state.cache.append(msg)
+                        response = self._dispatch(msg)
+                        if type(response) is Suspended:
+                            response = await response.finish()
                 except Exception as err:
                     state.replay.clear()
                     state.response, state.exc = None, err
@@ -209,7 +217,7 @@ class PlanContext(RunContext):
             lock = self._bundle_locks.setdefault(run_key, asyncio.Lock())
             await lock.acquire()
             try:
-                response = await self._dispatch(msg)
+                response = await _settled(self._dispatch(msg))
             except BaseException:
                 lock.release()
                 raise
@@ -225,14 +233,15 @@ class PlanContext(RunContext):
                     "bundle of its own: 'create' one first"
                 )
             try:
-                response = await self._dispatch(msg)
+                response = await _settled(self._dispatch(msg))
             finally:
                 held.pop(run_key).release()
             state.cache.clear()  # the point is emitted: a resume must not take it again
             return response
-        return await self._dispatch(msg)
+        return await _settled(self._dispatch(msg))
 
-    async def _dispatch(self, msg: Msg) -> Any:
+    def _dispatch(self, msg: Msg) -> Any:
+        """Call the engine's handler: its response, or a Suspended to await."""
         engine, ex = self.engine, self.ex
         if engine.msg_hook is not None:
             engine.msg_hook(msg)
@@ -247,9 +256,13 @@ class PlanContext(RunContext):
             if handler is None:
                 raise InvalidCommand(msg.command)
             response = start(handler(msg))
-        if type(response) is Suspended:
-            response = await response.finish()
         return response
+
+
+async def _settled(response: Any) -> Any:
+    if type(response) is Suspended:
+        return await response.finish()
+    return response
 
 
 async def wait_quietly(task: asyncio.Future) -> None:

@@ -403,3 +403,10 @@ def test_locks_held_by_actions_are_released_on_pause_and_abort(RE, verb):
         RE.resume()  # takes it again, and lets it go at the end
         assert held == ["holder", "holder"]
     assert not lock.locked
+
+
+def test_bluesky_plan_stubs_are_recognised_as_sub_plans(RE, docs):
+    motor = SynAxis(name="motor")
+    g = ActionGraph(Action(bps.mv, motor, 2, label="move"))  # bps.mv returns a bluesky Plan
+    RE(in_run(g))
+    assert motor.position == 2 and g.actions[0].state == DONE
