@@ -31,7 +31,7 @@ def run_script(
     ``log``: True (the ``runengine.scripts`` logger), a path (appended to), a Logger or False.
     ``env`` entries override the inherited environment (None unsets). ``lock``: an object with
     ``acquire(timeout, job)``/``release()`` held while the script runs (``job`` defaults to the
-    script's name; busy: LockUnavailable). ``timeout``: abort after that many seconds
+    script's name; busy: LockUnavailable, a LockTimeout). ``timeout``: abort after that many seconds
     (ScriptTimeout). ``on_pause``: 'finish' lets the script end before the engine pauses;
     'interrupt' aborts it, and on resume the step raises ScriptInterrupted (``check=False``:
     returns the result with ``interrupted=True``); the script is never run again.

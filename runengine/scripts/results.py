@@ -6,6 +6,8 @@ import signal as _signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..locks import LockTimeout
+
 __all__ = [
     "DEFAULT_ABORT_SEQUENCE",
     "LockUnavailable",
@@ -157,12 +159,11 @@ class NoScriptRunning(ScriptError):
     """``abort(strict=True)`` found no script to abort."""
 
 
-class LockUnavailable(ScriptError):
-    """The hardware lock is held by someone else; names the holder."""
+class LockUnavailable(ScriptError, LockTimeout):
+    """The hardware lock is held by someone else; names the holder (a LockTimeout too)."""
 
     def __init__(self, message: str, holder: Any = None) -> None:
-        super().__init__(message)
-        self.holder = holder
+        LockTimeout.__init__(self, message, holder)
 
 
 def _signal_name(sig: int | None) -> str:

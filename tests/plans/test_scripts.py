@@ -14,6 +14,7 @@ from ophyd.sim import Signal
 
 from runengine import RunEngine
 from runengine.commands.scripts import runner_for
+from runengine.locks import HardwareLock, LockTimeout
 from runengine.plans.scripts import run_script
 from runengine.scripts import LockUnavailable, ScriptInterrupted
 from tests.runengine.scriptkit import FAST_ABORT, wait_for_file, write_script
@@ -160,4 +161,22 @@ def test_the_lock_is_held_while_the_script_runs_and_refuses_a_second_holder(RE, 
     lock.job = "tune_squids"
     with pytest.raises(LockUnavailable, match="tune_squids"):
         RE(step(script, [runs, 0], [], lock=lock))
+    assert RE.state == "idle" and count() == 1
+
+
+def test_a_hardware_lock_is_held_by_the_step_and_busy_is_a_lock_timeout(RE, counter):
+    script, runs, count = counter
+    lock = HardwareLock()
+    held = []
+    th = threading.Thread(target=lambda: (wait_for_file(runs), held.append(lock.job)))
+    th.start()
+    RE(step(script, [runs, 0.3], [], lock=lock, job="tune"))
+    th.join(10)
+    assert held == ["tune"] and lock.job is None
+    assert lock.acquire(0, "operator")
+    try:
+        with pytest.raises(LockTimeout, match="operator"):
+            RE(step(script, [runs, 0], [], lock=lock))
+    finally:
+        lock.release()
     assert RE.state == "idle" and count() == 1
