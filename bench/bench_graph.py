@@ -40,6 +40,7 @@ def best(func, repeat: int = 3) -> float:
 def per_action(n: int, RE: RunEngine) -> None:
     parallel = ActionGraph(*(Action(trivial) for _ in range(n)))
     chain = ActionGraph(Sequence(*(Action(trivial) for _ in range(n))))
+
     async def gathered() -> None:
         await asyncio.gather(*(trivial() for _ in range(n)))
 
