@@ -35,6 +35,7 @@ def plan_namespace() -> dict[str, Any]:
 
     import runengine.plans as rp
     from runengine.plans import pausing
+    from runengine.plans.scripts import run_script
 
     names: dict[str, Any] = {"bp": bp, "bps": bps, "bpp": bpp, "rp": rp}
     names.update(
@@ -44,7 +45,7 @@ def plan_namespace() -> dict[str, Any]:
             if callable(obj) and not name.startswith("_") and obj.__module__ == bp.__name__
         }
     )
-    names.update({"mv": bps.mv, "mvr": bps.mvr})
+    names.update({"mv": bps.mv, "mvr": bps.mvr, "run_script": run_script})
     names.update({name: getattr(pausing, name) for name in pausing.__all__})
     return names
 

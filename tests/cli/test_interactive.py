@@ -132,3 +132,29 @@ def test_ctrl_c_during_a_suspension_pauses_and_resume_waits_for_the_beam(shell):
     child.expect(PROMPT)
     resume_to_the_end(child)
     assert_every_point_once(store)
+
+
+def test_ctrl_c_during_a_script_run_lets_it_finish_then_pauses(shell, tmp_path):
+    child, store = shell
+    marks = tmp_path / "marks.txt"
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import sys, time\n"
+        "with open(sys.argv[1], 'a') as f:\n"
+        "    f.write('started\\n'); f.flush(); time.sleep(2); f.write('finished\\n')\n"
+    )
+    child.sendline(
+        f"RE(bpp.pchain(run_script({str(script)!r}, [{str(marks)!r}]), "
+        f"scan([det], m1, -1, 1, {POINTS})))"
+    )
+    deadline = time.monotonic() + 30
+    while "started" not in (marks.read_text() if marks.exists() else ""):
+        assert time.monotonic() < deadline, "the script never started"
+        time.sleep(0.05)
+    child.sendintr()  # the script is running: it finishes, then the engine pauses
+    child.expect("pausing at the next checkpoint")
+    assert_paused(child)
+    assert marks.read_text() == "started\nfinished\n"
+    resume_to_the_end(child)
+    assert marks.read_text() == "started\nfinished\n"  # never run again
+    assert_every_point_once(store)
