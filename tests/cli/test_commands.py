@@ -153,3 +153,22 @@ def test_ioc_runs_one_ioc_in_the_foreground_until_ctrl_c():
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
+
+
+def test_a_startup_file_adds_its_names_to_the_session(store, tmp_path, capsys):
+    startup = tmp_path / "startup.py"
+    startup.write_text(
+        "from ophyd.sim import SynGauss\nbump = SynGauss('bump', m1, 'm1', center=0, Imax=5, sigma=1)\n"
+    )
+    assert main(["run", "scan([bump], m1, -1, 1, 3)", "--sim", "--startup", str(startup)]) == 0
+    assert "bump" in Catalog(store)[-1].primary.read()
+    assert main(["run", "count([det])", "--sim", "--startup", str(tmp_path / "no.py")]) == 2
+    assert "startup file" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_run_over_the_simulated_beamline(store, capsys):
+    assert main(["run", "scan([det], m1, -0.5, 0.5, 3)", "--no-table"]) == EXIT_OK
+    data = Catalog(store)[-1].primary.read()
+    assert list(data["m1"].values) == pytest.approx([-0.5, 0, 0.5], abs=1e-3)
+    assert data["det"].values[1] > data["det"].values[0]  # the IOC's peak is at m1 = 0
