@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         click.echo(f"error: {type(err).__name__}: {err}", err=True)
-        return EXIT_USAGE if isinstance(err, (ValueError, KeyError, LookupError)) else EXIT_FAILED
+        bad_input = (ValueError, LookupError, FileNotFoundError)
+        return EXIT_USAGE if isinstance(err, bad_input) else EXIT_FAILED
     return EXIT_OK
 
 
