@@ -108,7 +108,7 @@ def test_wrapper_does_not_release_someone_elses_lock_after_losing_its_own(RE, lo
 
     with pytest.raises(LockLost):
         RE(lock_wrapper(body, lock, job="acq"))
-    assert taken.is_set() and lock.job == "print"
+    assert taken.wait(2) and lock.job == "print"
     time.sleep(0.6)
     assert lock.holder is None
 

@@ -1,6 +1,7 @@
 """Hardware-lock messages in plans on our RunEngine: every exit path releases, interruptions
 (pause, suspension, rewind) neither deadlock nor double-count, SuspendWhileLocked."""
 
+import functools
 import threading
 import time
 
@@ -37,9 +38,11 @@ def later(delay, func, *args):
     return timer
 
 
-def holding_plan(lock, seen, sleep=0.5, fail=None):
+def holding_plan(lock, seen, sleep=0.5, fail=None, timeout=None, then=None):
     yield Msg("checkpoint")
-    token = yield from acquire_lock(lock, job="scan")
+    if then is not None:
+        then()  # on the engine's thread, once a pause can be resumed
+    token = yield from acquire_lock(lock, job="scan", timeout=timeout)
     seen.append(lock.holder)
     yield Msg("sleep", None, sleep)
     if fail is not None:
@@ -67,9 +70,8 @@ def test_a_plan_exception_releases(RE, lock, error):
 @pytest.mark.parametrize("how", ["stop", "abort", "halt"])
 def test_stop_abort_halt_after_a_pause_release(RE, lock, how):
     seen = []
-    later(0.15, RE.request_pause)
     with pytest.raises(RunEngineInterrupted):
-        RE(holding_plan(lock, seen))
+        RE(holding_plan(lock, seen, then=lambda: later(0.15, RE.request_pause)))
     assert RE.state == "paused" and lock.job == "scan"  # held across the pause by default
     getattr(RE, how)()
     assert RE.state == "idle" and lock.holder is None
@@ -77,16 +79,14 @@ def test_stop_abort_halt_after_a_pause_release(RE, lock, how):
 
 @pytest.mark.parametrize("how", ["stop", "abort", "halt"])
 def test_stop_abort_halt_while_running_release(RE, lock, how):
-    later(0.15, getattr(RE, how))
     with pytest.raises(RunEngineInterrupted):
-        RE(holding_plan(lock, [], sleep=5))
+        RE(holding_plan(lock, [], sleep=5, then=lambda: later(0.15, getattr(RE, how))))
     assert RE.state == "idle" and lock.holder is None
 
 
 def test_panic_releases(RE, lock):
-    later(0.15, RE.panic)
     with pytest.raises(RunEngineInterrupted):
-        RE(holding_plan(lock, [], sleep=5))
+        RE(holding_plan(lock, [], sleep=5, then=lambda: later(0.15, RE.panic)))
     RE.all_is_well()
     assert lock.holder is None
 
@@ -104,9 +104,9 @@ def test_lock_timeout_in_a_plan_names_the_holder(RE, lock):
 def test_pause_while_waiting_leaves_no_ghost_and_resume_retries(RE, lock):
     token = thread_holding(lock, "count", 60)
     seen = []
-    later(0.2, RE.request_pause)
+    pause_soon = lambda: later(0.2, RE.request_pause)  # noqa: E731
     with pytest.raises(RunEngineInterrupted):
-        RE(holding_plan(lock, seen, sleep=0.01), timeout=-1)
+        RE(holding_plan(lock, seen, sleep=0.01, timeout=-1, then=pause_soon))
     assert RE.state == "paused" and lock.holder.waiters == ()
     lock.release(token)
     RE.resume()
@@ -128,8 +128,10 @@ def test_pause_while_waiting_without_checkpoint_does_not_hand_out_none(RE):
     lock.release(token)
 
 
-def counted_plan(lock, log, sleep=0.3):
+def counted_plan(lock, log, sleep=0.3, then=None):
     yield Msg("checkpoint")
+    if then is not None:
+        then()
     token = yield from acquire_lock(lock, job="scan")
     inner = yield from acquire_lock(lock, job="scan")  # nested: counted
     yield from release_lock(inner)
@@ -146,9 +148,8 @@ def test_suspend_while_holding_then_rewind_replays_without_double_counting(RE, l
     seen = []  # (command, the lock's job as the message arrives)
     RE.msg_hook = lambda msg: seen.append((msg.command, lock.job))
     log = []
-    later(0.1, beam.put, 1)
     later(0.4, beam.put, 0)
-    RE(counted_plan(lock, log))
+    RE(counted_plan(lock, log, then=lambda: later(0.1, beam.put, 1)))
     commands = [command for command, _ in seen]
     assert "_start_suspender" in commands
     assert commands.count("acquire_lock") == 4  # two, and their replay after the suspension
@@ -161,9 +162,8 @@ def test_suspend_while_holding_then_rewind_replays_without_double_counting(RE, l
 
 def test_pause_and_resume_while_holding_replays_cleanly(RE, lock):
     log = []
-    later(0.15, RE.request_pause)
     with pytest.raises(RunEngineInterrupted):
-        RE(counted_plan(lock, log))
+        RE(counted_plan(lock, log, then=lambda: later(0.15, RE.request_pause)))
     assert lock.job == "scan"
     RE.resume()
     assert log[-1] == ("after release", None) and lock.holder is None
@@ -172,9 +172,8 @@ def test_pause_and_resume_while_holding_replays_cleanly(RE, lock):
 def test_release_on_pause_drops_and_takes_back_before_the_replay(RE):
     lock = HardwareLock("mono", default_timeout=5, release_on_pause=True)
     log = []
-    later(0.15, RE.request_pause)
     with pytest.raises(RunEngineInterrupted):
-        RE(counted_plan(lock, log))
+        RE(counted_plan(lock, log, then=lambda: later(0.15, RE.request_pause)))
     assert lock.holder is None  # let go while paused: others may use it
     assert lock.acquire(0, job="operator")
     thread_token = lock._token
@@ -196,10 +195,14 @@ def test_yield_lock_lets_a_thread_in_and_a_lost_token_is_not_released(RE, lock):
     def plan():
         yield Msg("checkpoint")
         token = yield from acquire_lock(lock, job="scan")
-        yield Msg("sleep", None, 0.2)
+        threading.Thread(target=print_task, daemon=True).start()
+        while not lock._queue:
+            yield Msg("sleep", None, 0.01)
         token = yield from yield_lock(token, timeout=5)  # the print task gets in here
         got.append(token.valid)
-        yield Msg("sleep", None, 0.2)
+        threading.Thread(target=second, daemon=True).start()
+        while not lock._queue:
+            yield Msg("sleep", None, 0.01)
         try:
             yield from yield_lock(token, timeout=0)  # a waiter and timeout 0: lost
         except LockLost:
@@ -216,21 +219,19 @@ def test_yield_lock_lets_a_thread_in_and_a_lost_token_is_not_released(RE, lock):
             got.append(("second", bool(acquired)))
             time.sleep(0.2)
 
-    later(0.05, print_task)
-    later(0.3, second)
     RE(plan())
-    assert got[:3] == [("print", True), True, "lost"]
+    assert got[:2] == [("print", True), True] and "lost" in got
     time.sleep(0.4)
     assert ("second", True) in got and lock.holder is None
 
 
-def test_a_decorated_plan_aborted_while_waiting_in_its_yield(RE, lock):
+def test_a_decorated_plan_aborted_while_holding_releases(RE, lock):
     @lock_decorator(lock, job="relock", timeout=1)
     def plan():
         yield Msg("checkpoint")
+        later(0.2, RE.abort)
         yield Msg("sleep", None, 5)
 
-    later(0.2, RE.abort)
     with pytest.raises(RunEngineInterrupted):
         RE(plan())
     assert lock.holder is None
@@ -255,7 +256,7 @@ def test_seed_scenario_plan_counts_thread_prints(RE):
 
     def count_plan(n=6, period=0.1):
         yield Msg("checkpoint")
-        token = yield from acquire_lock(lock, job="count", timeout=0)
+        token = yield from acquire_lock(lock, job="count", timeout=5)
         for _ in range(n):
             yield Msg("sleep", None, period)
             token = yield from yield_lock(token, timeout=10 * period)
@@ -298,8 +299,10 @@ def test_seed_scenario_thread_counts_plan_prints(RE):
 
 
 # SuspendWhileLocked ------------------------------------------------------------------------
-def sleepy(n=4, step=0.05):
+def sleepy(n=4, step=0.05, after_checkpoint=None):
     yield Msg("checkpoint")
+    if after_checkpoint is not None:
+        after_checkpoint()  # on the engine's thread, once a suspension can be resumed
     for _ in range(n):
         yield Msg("sleep", None, step)
         yield Msg("checkpoint")
@@ -326,11 +329,10 @@ def test_suspender_suspends_mid_plan_and_resumes_after_sleep(RE, lock):
     RE.install_suspender(suspender)
     commands = []
     RE.msg_hook = lambda msg: commands.append(msg.command)
-    later(0.08, thread_holding, lock, "count", 0.4)
     start = time.monotonic()
-    RE(sleepy(n=6))
+    RE(sleepy(n=6, after_checkpoint=lambda: thread_holding(lock, "count", 0.4)))
     assert "_start_suspender" in commands and "_resume_from_suspender" in commands
-    assert time.monotonic() - start > 0.08 + 0.4 + 0.1
+    assert time.monotonic() - start > 0.4 + 0.1
     assert not suspender.tripped
 
 
@@ -340,9 +342,8 @@ def test_installing_while_tripped_suspends_a_running_plan(RE, lock):
     assert "count" in suspender._justification()
     commands = []
     RE.msg_hook = lambda msg: commands.append(msg.command)
-    later(0.1, RE.install_suspender, suspender)
     start = time.monotonic()
-    RE(sleepy(n=6))
+    RE(sleepy(n=6, after_checkpoint=lambda: RE.install_suspender(suspender)))
     assert "_start_suspender" in commands
     assert time.monotonic() - start > 0.4
 
@@ -350,12 +351,11 @@ def test_installing_while_tripped_suspends_a_running_plan(RE, lock):
 @pytest.mark.parametrize("when", ["at start", "mid plan"])
 def test_suspender_timeout_is_an_error_naming_the_holder(RE, lock, when):
     RE.install_suspender(SuspendWhileLocked(lock, timeout=0.3))
+    hold = functools.partial(thread_holding, lock, "count", 3)
     if when == "at start":
-        thread_holding(lock, "count", 3)
-    else:
-        later(0.08, thread_holding, lock, "count", 3)
+        hold()
     start = time.monotonic()
     with pytest.raises(LockTimeout, match="'count'"):
-        RE(sleepy(n=8))
+        RE(sleepy(n=8, after_checkpoint=None if when == "at start" else hold))
     assert time.monotonic() - start < 2
     assert RE.state == "idle" and RE.rewindable
