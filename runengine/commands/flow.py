@@ -179,15 +179,20 @@ def start_suspender(RE: Any, msg: Msg) -> None:
 
     def suspension() -> Any:
         yield Msg("rewindable", None, False)
-        if pre_plan is not None:
-            yield from _plan_of(pre_plan)
-        yield Msg("wait_for", None, [fut])
-        # Another suspender may have tripped meanwhile, unheard: hold until all are clear.
-        while others := tripped_futures(RE.suspenders):
-            yield Msg("wait_for", None, others)
-        yield Msg("_resume_from_suspender")
-        if post_plan is not None:
-            yield from _plan_of(post_plan)
+        try:
+            if pre_plan is not None:
+                yield from _plan_of(pre_plan)
+            yield Msg("wait_for", None, [fut])
+            # Another suspender may have tripped meanwhile, unheard: hold until all are clear.
+            while others := tripped_futures(RE.suspenders):
+                yield Msg("wait_for", None, others)
+            yield Msg("_resume_from_suspender")
+            if post_plan is not None:
+                yield from _plan_of(post_plan)
+        except BaseException:
+            # The plan ends here: put the flag back directly (it outlasts the call).
+            ex.cache.rewindable = RE._rewindable = was_rewindable
+            raise
         yield Msg("rewindable", None, was_rewindable)
         last = None
         for replayed_msg in replayed:

@@ -216,6 +216,29 @@ def test_request_suspend_directly(RE):
     assert seen[:4] == ["checkpoint", "null", "_start_suspender", "rewindable"]
 
 
+def test_a_failing_post_plan_leaves_the_engine_rewindable(RE):
+    import asyncio
+
+    def broken_post_plan():
+        yield Msg("null")
+        raise RuntimeError("post plan broke")
+
+    def make_future():
+        ev = asyncio.Event()
+        RE.loop.call_later(0.05, ev.set)
+        return ev.wait()
+
+    def plan():
+        yield Msg("checkpoint")
+        RE.request_suspend(make_future, post_plan=broken_post_plan, justification="testing")
+        yield Msg("null")
+
+    with pytest.raises(RuntimeError, match="post plan broke"):
+        RE(plan())
+    assert RE.state == "idle"
+    assert RE.rewindable is True
+
+
 def test_every_event_handed_out_is_set_by_the_release(RE):
     import asyncio
 
