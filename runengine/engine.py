@@ -294,7 +294,10 @@ class RunEngine:
         self._plan = plan
         self.deferred_pause_requested = False
         self._pause_requests.clear()
-        ex = Execution(self, gen)
+        return self._start(Execution(self, gen))
+
+    def _hold_start_while_tripped(self, ex: Execution) -> None:
+        """On the loop, as the plan starts: wait for every suspender tripped now."""
         futures, justifications = [], []
         for suspender in self._suspenders:
             if suspender.tripped:
@@ -310,7 +313,6 @@ class RunEngine:
                 print(f"Justification: {justification}")
             print("Suspending... To get to the prompt, hit Ctrl-C twice to pause.")
             ex.stack.push(single_gen(Msg("wait_for", None, futures)))
-        return self._start(ex)
 
     def _start(self, ex: Execution) -> tuple | RunEngineResult:
         self._exec = ex
@@ -530,7 +532,9 @@ class RunEngine:
     ) -> None:
         """Suspend until ``fut()`` (an awaitable factory) resolves, then rewind and go on."""
         ex = self._exec
-        if ex is None or self._state.is_idle or self._state.is_panicked:
+        if ex is None or not ex.started or self._state.is_idle or self._state.is_panicked:
+            # Not started: a request queued on the loop before this plan began belongs to an
+            # earlier call (or to a suspender tripped since, which the start checks anyway).
             return
         print("Suspending....To get prompt hit Ctrl-C twice to pause.")
         self._on_loop(ex.request_suspend, fut, pre_plan, post_plan, justification)

@@ -101,6 +101,7 @@ class Execution:
         self.halting = False
         self.paused = False
         self.finished = False
+        self.started = False  # set on the loop when the first message is about to be taken
         self.interrupt: tuple[str, Any] | None = None
         self.deferred_pause = False
         self.pause_requested_by = ""
@@ -123,6 +124,8 @@ class Execution:
         exc: BaseException | None = None
         monotonic = time.monotonic
         tick = monotonic()
+        engine._hold_start_while_tripped(self)
+        self.started = True
         try:
             while True:
                 if self.interrupt is not None:

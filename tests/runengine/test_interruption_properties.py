@@ -220,8 +220,13 @@ def drive(RE, plan_name: str, actions: dict[int, str] | None = None) -> Outcome:
 
     def msg_hook(msg):
         out.msgs.append(msg.command)
-        if msg.command == "_start_suspender" and run_open[0]:
-            out.timeline.append(msg.args[2] or "suspended")
+        if msg.command == "_start_suspender":
+            if run_open[0]:
+                out.timeline.append(msg.args[2] or "suspended")
+            if beam.get():  # the trip has landed: the beam comes back a little later
+                timer = threading.Timer(0.005, beam.put, [0])
+                timers.append(timer)
+                timer.start()
         kind = actions.get(len(out.msgs) - 1)
         if kind is not None and run_open[0]:
             out.requested_in_run.append((len(out.msgs) - 1, kind, msg.command))
@@ -234,10 +239,7 @@ def drive(RE, plan_name: str, actions: dict[int, str] | None = None) -> Outcome:
         elif kind == "suspend":
             RE.request_suspend(lambda: asyncio.sleep(0.002), justification=SUSPENSION)
         elif kind == "trip":
-            beam.put(1)
-            timer = threading.Timer(0.005, beam.put, [0])
-            timers.append(timer)
-            timer.start()
+            beam.put(1)  # lands when the engine next lets its loop run; cleared once it has
 
     def state_hook(new, old):
         if run_open[0] and new == "paused":
@@ -271,6 +273,7 @@ def drive(RE, plan_name: str, actions: dict[int, str] | None = None) -> Outcome:
         for timer in timers:
             timer.join()
         RE.remove_suspender(suspender)
+        beam.put(0)  # a trip the plan ended before hearing
     return out
 
 
