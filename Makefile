@@ -32,7 +32,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 bench: $(STAMP)
-	$(PY) bench/bench_engine.py
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,29 +1,29 @@
 """Throughput of runengine's RunEngine beside bluesky's, on the same plans in one process.
 
-    python bench/bench_engine.py [--quick] [--repeats N]
+    python bench/bench_engine.py [--quick] [--repeats N]   # python -m bench --only engine,signals
 
-Prints messages (or events) per second and the ratios:
+The plans and devices of the ``engine`` suite (null messages, ``count``, a prebuilt
+create/read/save loop, ``scan`` and ``mv`` over ophyd.sim) and of the ``signals`` suite (1, 10
+and 100 ``ophyd.Signal`` per event). :mod:`harness` runs them on each engine in turn:
 - ``bluesky``: bluesky's RunEngine with bluesky exactly as installed;
 - ``bluesky+``: the same engine with runengine.speedups installed (bluesky's plan stubs made
   cheap to call), so that ``ours/bluesky+`` compares the engines alone;
 - ``ours``: runengine's RunEngine (which installs the speedups).
-Each figure is the best of a few repeats, so a background hiccup does not count.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import sys
 import time
 from collections.abc import Callable
 
-from bluesky import RunEngine as BlueskyRunEngine
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky.utils import Msg
+from harness import Case  # this folder is on sys.path (python -m bench, or run as a script)
 from ophyd import Signal
 from ophyd.sim import SynAxis, SynGauss
-
-from runengine import RunEngine, speedups
 
 NULL = Msg("null")
 
@@ -49,21 +49,76 @@ def mv_loop(motor: SynAxis, n: int):
         yield from bps.mv(motor, i % 10)
 
 
-def make_cases(quick: bool) -> list[tuple[str, str, int, Callable]]:
-    scale = 10 if quick else 1
+def signals(k: int) -> list[Signal]:
+    return [Signal(name=f"s{i}", value=float(i)) for i in range(k)]
+
+
+@contextlib.contextmanager
+def engine_cases():
+    """Plans over plain Signals and ophyd.sim devices: no I/O."""
     signal = Signal(name="signal", value=1.0)
     motor = SynAxis(name="motor")
     det = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)
-    return [
-        ("null messages", "msgs", 100_000 // scale, lambda n: null_plan(n)),
-        ("count([Signal], N)", "events", 2_000 // scale, lambda n: bp.count([signal], n)),
-        ("create/read/save", "events", 5_000 // scale, lambda n: create_read_save(signal, n)),
-        ("scan([det], motor)", "events", 500 // scale, lambda n: bp.scan([det], motor, -1, 1, n)),
-        ("mv(motor) loop", "moves", 500 // scale, lambda n: mv_loop(motor, n)),
+    yield [
+        Case("null", "null messages", "msgs", 100_000, null_plan, target=30),
+        Case("count", "count([Signal], N)", "events", 2_000, lambda n: bp.count([signal], n), 30),
+        Case(
+            "crs",
+            "create/read/save",
+            "events",
+            5_000,
+            lambda n: create_read_save(signal, n),
+            target=30,
+        ),
+        Case(
+            "scan-sim",
+            "scan([det], motor)",
+            "events",
+            500,
+            lambda n: bp.scan([det], motor, -1, 1, n),
+            3,
+        ),
+        Case("mv-sim", "mv(motor) loop", "moves", 500, lambda n: mv_loop(motor, n)),
     ]
 
 
+@contextlib.contextmanager
+def signal_cases():
+    """``count`` and create/read/save with 1, 10 and 100 Signals per event."""
+    cases = []
+    for k, n in ((1, 2_000), (10, 1_000), (100, 200)):
+        sigs = signals(k)
+        cases.append(
+            Case(f"count-{k}", f"count({k} Signals)", "events", n, lambda n, s=sigs: bp.count(s, n))
+        )
+    for k, n in ((1, 5_000), (10, 2_000), (100, 500)):
+        sigs = signals(k)
+        cases.append(
+            Case(
+                f"crs-{k}",
+                f"create/read({k})/save",
+                "events",
+                n,
+                lambda n, s=sigs: create_read_save_many(s, n),
+            )
+        )
+    yield cases
+
+
+def create_read_save_many(sigs: list[Signal], n: int):
+    reads = [Msg("read", s) for s in sigs]
+    create, save = Msg("create", name="primary"), Msg("save")
+    yield Msg("open_run")
+    for _ in range(n):
+        yield create
+        for read in reads:  # noqa: UP028 (yield from a list cannot take send())
+            yield read
+        yield save
+    yield Msg("close_run")
+
+
 def best_rate(RE, factory: Callable, n: int, repeats: int) -> float:
+    """Best-of-``repeats`` rate of ``factory(n)`` on one engine (for quick experiments)."""
     best = float("inf")
     for _ in range(repeats):
         plan = factory(n)
@@ -73,26 +128,7 @@ def best_rate(RE, factory: Callable, n: int, repeats: int) -> float:
     return n / best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the work")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    ours = RunEngine({}, context_managers=[])
-    theirs = BlueskyRunEngine({}, context_managers=[])
-    header = ("plan", "unit", "N", "bluesky/s", "bluesky+/s", "ours/s", "ours/bl", "ours/bl+")
-    print("{:22} {:>6} {:>7} {:>11} {:>11} {:>11} {:>8} {:>8}".format(*header))
-    for label, unit, n, factory in make_cases(args.quick):
-        speedups.uninstall()
-        stock = best_rate(theirs, factory, n, args.repeats)
-        speedups.install()
-        patched = best_rate(theirs, factory, n, args.repeats)
-        rate = best_rate(ours, factory, n, args.repeats)
-        print(
-            f"{label:22} {unit:>6} {n:>7} {stock:11.0f} {patched:11.0f} {rate:11.0f} "
-            f"{rate / stock:7.1f}x {rate / patched:7.1f}x"
-        )
-
-
 if __name__ == "__main__":
-    main()
+    from suite import main
+
+    main(["--only", "engine,signals", *sys.argv[1:]])

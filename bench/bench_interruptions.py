@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import logging
 import statistics
 import threading
 import time
@@ -22,6 +20,7 @@ import time
 from bluesky import RunEngine as BlueskyRunEngine
 from bluesky.suspenders import SuspendBoolHigh
 from bluesky.utils import Msg, RunEngineInterrupted
+from harness import quietly  # this folder is on sys.path (python -m bench, or run as a script)
 from ophyd import Signal
 from ophyd.status import StatusBase
 from ophyd.utils import InvalidState
@@ -126,18 +125,6 @@ def summary(values: list[float]) -> str:
     ms = sorted(v * 1e3 for v in values)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     return f"p50 {statistics.median(ms):7.2f} ms  p99 {p99:7.2f} ms  max {ms[-1]:7.2f} ms"
-
-
-@contextlib.contextmanager
-def quietly():
-    """Keep the engines' own messages (Pausing..., tracebacks of aborted trials) off the table."""
-    sink = io.StringIO()
-    logging.disable(logging.CRITICAL)
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            yield
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def main() -> None:

@@ -6,21 +6,68 @@ On ``count([3 ophyd Signals], N)`` with our RunEngine: documents/s with no subsc
 with the store subscribed (best of R), the store's cost as a % of the engine's own time
 (measured two ways: the difference of the runs, and the store alone fed the same documents),
 then read-back rows/s through the catalog (xarray and pandas).
+
+:func:`subscriber_cases` is the ``subscribers`` suite of ``python -m bench``: the same count on
+both engines with nothing, the store, a live table, or both subscribed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
 
 from bluesky import plans as bp
+from harness import Case  # this folder is on sys.path (python -m bench, or run as a script)
 from ophyd import Signal
 
 from runengine import RunEngine
 from runengine.callbacks.catalog import Catalog
+from runengine.callbacks.live import RichTable
 from runengine.callbacks.store import RunStore
+
+
+@contextlib.contextmanager
+def subscriber_cases():
+    """``count([3 Signals], N)`` bare, with a RunStore, a RichTable (to /dev/null), or both.
+
+    Each engine gets its own store (in a temporary directory) and table.
+    """
+    sigs = [Signal(name=f"s{i}", value=float(i)) for i in range(3)]
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_subs_") as base,
+        open(os.devnull, "w") as devnull,
+    ):
+        stores: dict[str, RunStore] = {}
+        tables: dict[str, RichTable] = {}
+
+        def store(engine: str) -> RunStore:
+            if engine not in stores:
+                stores[engine] = RunStore(os.path.join(base, engine.replace("+", "_plus")))
+            return stores[engine]
+
+        def table(engine: str) -> RichTable:
+            return tables.setdefault(engine, RichTable(file=devnull))
+
+        choices = {
+            "bare": lambda e: [],
+            "store": lambda e: [store(e)],
+            "table": lambda e: [table(e)],
+            "store+table": lambda e: [store(e), table(e)],
+        }
+        yield [
+            Case(
+                f"count3-{name}",
+                f"count(3 Signals) {name}",
+                "events",
+                2_000,
+                lambda n: bp.count(sigs, n),
+                subscribers=subs,
+            )
+            for name, subs in choices.items()
+        ]
 
 
 def best(repeats: int, func) -> float:

@@ -1,0 +1,109 @@
+"""The latency suite: how fast interruptions take effect, ours beside bluesky's where it has them.
+
+Each case runs its trials in rounds, alternating the engines round by round, and reports
+p50/p99/max over all trials (:func:`harness.latency_summary`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bench_interruptions
+import bench_sigint
+from harness import Engine, latency_summary, quietly
+
+PAUSE_TARGET_MS = 10.0
+
+
+def alternate(
+    label: str,
+    key: str,
+    runs: dict[str, Callable[[int], tuple[list[float], str]]],
+    trials: int,
+    rounds: int,
+) -> dict:
+    """Run ``runs[engine](n)`` -> (samples, note) in ``rounds`` rounds of ``trials / rounds``."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    notes: dict[str, list[str]] = {name: [] for name in runs}
+    per_round = [trials // rounds + (1 if i < trials % rounds else 0) for i in range(rounds)]
+    for n in per_round:
+        if n == 0:
+            continue
+        for name, run in runs.items():
+            got, note = run(n)
+            samples[name] += got
+            if note:
+                notes[name].append(note)
+    engines = {
+        name: latency_summary(values, note="; ".join(notes[name]))
+        for name, values in samples.items()
+    }
+    return {"key": key, "label": label, "trials": trials, "engines": engines}
+
+
+def _pause(engine: Engine) -> Callable[[int], tuple[list[float], str]]:
+    def run(n: int) -> tuple[list[float], str]:
+        engine.before()
+        with quietly():
+            return bench_interruptions.pause_latency(engine.RE, n), ""
+
+    return run
+
+
+def _trip(engine: Engine, dropped_total: dict) -> Callable[[int], tuple[list[float], str]]:
+    def run(n: int) -> tuple[list[float], str]:
+        engine.before()
+        with quietly():
+            got, dropped = bench_interruptions.trip_latency(engine.RE, n)
+        dropped_total[engine.name] = dropped_total.get(engine.name, 0) + dropped
+        return got, f"dropped {dropped}/{n}" if dropped else ""
+
+    return run
+
+
+def _sigint(name: str, mode: str) -> Callable[[int], tuple[list[float], str]]:
+    def run(n: int) -> tuple[list[float], str]:
+        got, failed = bench_sigint.sigint_latency(name, mode, n)
+        return got, f"no prompt within 15 s in {failed}/{n}" if failed else ""
+
+    return run
+
+
+def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str, Callable]:
+    """Key -> a function returning that case's result, for ``--only`` to pick from."""
+    pair = [e for e in engines if e.name in ("ours", "bluesky")]
+    rounds = max(1, min(repeats, 5))
+    pause_trials = 20 if quick else 100
+    trip_trials = 2 if quick else 5
+    sigint_trials = 3 if quick else 10
+    dropped: dict[str, int] = {}
+    return {
+        "pause": lambda: alternate(
+            f"request_pause -> paused (target p99 <= {PAUSE_TARGET_MS:g} ms)",
+            "pause",
+            {e.name: _pause(e) for e in pair},
+            pause_trials,
+            rounds,
+        ),
+        "trip": lambda: alternate(
+            "suspender trip after a 1 s blocking callback",
+            "trip",
+            {e.name: _trip(e, dropped) for e in pair},
+            trip_trials,
+            min(rounds, trip_trials),
+        ),
+        "sigint-sleep": lambda: alternate(
+            "Ctrl+C twice -> prompt, plan in a sleep",
+            "sigint-sleep",
+            {e.name: _sigint(e.name, "sleep") for e in pair},
+            sigint_trials,
+            1,
+        ),
+        "sigint-busy": lambda: alternate(
+            "Ctrl+C twice -> prompt, plan streaming messages",
+            "sigint-busy",
+            {e.name: _sigint(e.name, "busy") for e in pair},
+            sigint_trials,
+            1,
+        ),
+    }
