@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import bench_interruptions
+import bench_locks
 import bench_sigint
 from harness import Engine, latency_summary, quietly
 
@@ -35,7 +36,7 @@ def alternate(
             if note:
                 notes[name].append(note)
     engines = {
-        name: latency_summary(values, note="; ".join(notes[name]))
+        name: latency_summary(values, note="; ".join(dict.fromkeys(notes[name])))
         for name, values in samples.items()
     }
     return {"key": key, "label": label, "trials": trials, "engines": engines}
@@ -69,6 +70,14 @@ def _sigint(name: str, mode: str) -> Callable[[int], tuple[list[float], str]]:
     return run
 
 
+def _lock_handover(RE) -> dict[str, Callable[[int], tuple[list[float], str]]]:
+    """bluesky has no hardware locks: our plan holder beside plain threads (bench_locks)."""
+    return {
+        "ours": lambda n: (bench_locks.plan_handover(RE, n), "plan holder, thread waiter"),
+        "threads": lambda n: (bench_locks.thread_handover(n), "no engine: thread to thread"),
+    }
+
+
 def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str, Callable]:
     """Key -> a function returning that case's result, for ``--only`` to pick from."""
     pair = [e for e in engines if e.name in ("ours", "bluesky")]
@@ -77,6 +86,7 @@ def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str,
     trip_trials = 2 if quick else 5
     sigint_trials = 3 if quick else 10
     dropped: dict[str, int] = {}
+    ours = next(e for e in engines if e.name == "ours")
     return {
         "pause": lambda: alternate(
             f"request_pause -> paused (target p99 <= {PAUSE_TARGET_MS:g} ms)",
@@ -105,5 +115,12 @@ def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str,
             {e.name: _sigint(e.name, "busy") for e in pair},
             sigint_trials,
             1,
+        ),
+        "lock": lambda: alternate(
+            "lock hand-over (yield_lock -> waiter holds it)",
+            "lock",
+            _lock_handover(ours.RE),
+            200 if quick else 2000,
+            rounds,
         ),
     }

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-LATENCY_KEYS = ("pause", "trip", "sigint-sleep", "sigint-busy")
+LATENCY_KEYS = ("pause", "trip", "sigint-sleep", "sigint-busy", "lock")
 
 
 def show(report: dict) -> None:
