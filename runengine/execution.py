@@ -108,6 +108,7 @@ class Execution:
         self.inflight: asyncio.Task | None = None
         self._decision: asyncio.Future | None = None
         self._held_suspensions: list[tuple] = []
+        self.in_suspension = False  # from _start_suspender to the end of its post_plan
         # Called at the very end of the call, last added first, whatever ended it (stop, abort,
         # halt, panic, an exception): commands register what must never outlive the plan
         # (the hardware locks it holds).
@@ -253,11 +254,16 @@ class Execution:
     def request_suspend(self, fut: Any, pre_plan: Any, post_plan: Any, justification: Any) -> None:
         if self.finished or self.engine.state in ("stopping", "aborting", "halting"):
             return  # the plan is ending; its cleanup is not suspended (no such transition)
+        suspension = (fut, pre_plan, post_plan, justification)
+        if self.in_suspension:
+            # One suspension at a time: this one starts when the current one's post_plan is done
+            # (its own pre/post plans never run inside the other's).
+            self._held_suspensions.append(suspension)
+            return
         if not self.cache.resumable:
             print("No checkpoint; cannot suspend.")
             self.request_interrupt("unresumable", "")
             return
-        suspension = (fut, pre_plan, post_plan, justification)
         if self.paused:
             self._held_suspensions.append(suspension)
             return

@@ -176,6 +176,7 @@ def start_suspender(RE: Any, msg: Msg) -> None:
     ex.hold_devices()
     replayed = ex.rewind()
     was_rewindable = ex.cache.rewindable
+    ex.in_suspension = True
 
     def suspension() -> Any:
         yield Msg("rewindable", None, False)
@@ -193,6 +194,12 @@ def start_suspender(RE: Any, msg: Msg) -> None:
             # The plan ends here: put the flag back directly (it outlasts the call).
             ex.cache.rewindable = RE._rewindable = was_rewindable
             raise
+        finally:
+            ex.in_suspension = False
+        # Suspensions requested meanwhile start now, each with its own pre and post plans.
+        held, ex._held_suspensions[:] = list(ex._held_suspensions), []
+        for fut_, pre, post, why in held:
+            yield Msg("_start_suspender", None, pre, post, why, fut_)
         yield Msg("rewindable", None, was_rewindable)
         last = None
         for replayed_msg in replayed:

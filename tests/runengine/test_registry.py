@@ -353,10 +353,6 @@ def test_two_suspenders_tripped_together_hold_the_plan_until_both_clear(RE, reg,
     assert log.index("a back") < log.index("post b begins")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a suspension requested while another's pre_plan runs nests inside it",
-)
 def test_a_second_trip_during_a_pre_plan_does_not_interleave_the_plans(RE, reg, clock):
     log = []
     two_suspenders(RE, reg, log, duration=0.3)
