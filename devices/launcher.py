@@ -14,6 +14,7 @@ manager, ``atexit``) and when the parent is killed (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import ctypes
 import itertools
@@ -34,6 +35,7 @@ LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 _running: weakref.WeakSet[IOCProcess] = weakref.WeakSet()
 _prefix_counter = itertools.count()
+_forker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ioc-launcher")
 
 
 class IOCStartError(RuntimeError):
@@ -173,7 +175,10 @@ class IOCProcess:
         cmd += ["--interfaces", LOOPBACK, *self.args]
         env = {**os.environ, **server_env(self.port, self.client_ports)}
         env.pop("OPHYD_CONTROL_LAYER", None)
-        self.proc = subprocess.Popen(
+        # Forked from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
+        # forked exits, so an IOC started from a short-lived thread would die with it.
+        self.proc = _forker.submit(
+            subprocess.Popen,
             cmd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -181,7 +186,7 @@ class IOCProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl+C at the terminal goes to the parent, which stops us
             preexec_fn=_child_setup,
-        )
+        ).result()
         _running.add(self)
         return self
 

@@ -154,3 +154,19 @@ def test_two_processes_with_their_own_iocs_do_not_interfere(tmp_path):
     outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
     assert [run.returncode for run in runs] == [0, 0]
     assert outputs == ["[1.5]", "[2.5]"]
+
+
+def test_an_ioc_started_from_a_thread_that_ends_keeps_running():
+    """The parent-death signal follows the forking thread: IOCs are forked from one that stays."""
+    import threading
+
+    prefix = unique_prefix("t")
+    ioc = IOCProcess(SIMPLE, prefix, ready_pv=f"{prefix}A")
+    starter = threading.Thread(target=ioc.start)
+    starter.start()
+    starter.join()
+    try:
+        time.sleep(0.5)  # a SIGTERM sent at the thread's end would have landed by now
+        assert ioc.alive
+    finally:
+        ioc.stop()
