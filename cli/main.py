@@ -186,5 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+from . import remote as _remote  # noqa: E402, F401 - registers `runengine remote ...`
+
 if __name__ == "__main__":
     raise SystemExit(main())

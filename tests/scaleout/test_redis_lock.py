@@ -1,0 +1,172 @@
+"""RedisLock: the TimeoutLock API across processes, FIFO, fencing, leases, Redis dying."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from runengine.locks import LockLost, LockTimeout
+
+pytestmark = pytest.mark.redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The issue asks for a minute; CI runs a shorter contention (RUNENGINE_CONTEND_SECONDS=60).
+CONTEND_SECONDS = float(os.environ.get("RUNENGINE_CONTEND_SECONDS", "12"))
+
+
+def make(url, prefix, **kw):
+    from runengine.scaleout.lock import RedisLock
+
+    return RedisLock("dev", url, prefix=prefix, **kw)
+
+
+def test_two_engine_processes_never_share_the_device(redis_url, prefix):
+    import redis
+
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.scaleout.workers",
+                "contend",
+                redis_url,
+                prefix,
+                str(CONTEND_SECONDS),
+                str(seed),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=CONTEND_SECONDS + 60)  # no deadlock
+        assert proc.returncode == 0
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    r = redis.Redis.from_url(redis_url)
+    assert r.get(f"{prefix}:overlaps") is None  # never both inside
+    assert int(r.get(f"{prefix}:inside")) == 0
+    for res in results:
+        assert res["other"] == 0 and res["state"] == "idle"  # each plan completed or failed clearly
+        assert res["completed"] > 10 and res["accesses"] > 10
+        assert res["longest_plan"] < 15
+
+
+def test_timeout_fifo_and_holder_across_instances(redis_url, prefix):
+    a, b = make(redis_url, prefix), make(redis_url, prefix)
+    token = a.acquire_token(0, "A")
+    assert b.job == "A" and b.locked
+    t0 = time.monotonic()
+    with pytest.raises(LockTimeout, match="held by job 'A'"):
+        b.acquire_token(0.3, "B")
+    assert time.monotonic() - t0 < 0.3 + 0.25  # one deadline, not two
+    order = []
+
+    def wait(name):
+        lock = make(redis_url, prefix)
+        tok = lock.acquire_token(5, name)
+        order.append(name)
+        lock.release(tok)
+
+    threads = []
+    for name in "CDE":
+        threads.append(threading.Thread(target=wait, args=(name,)))
+        threads[-1].start()
+        time.sleep(0.15)
+    assert b.holder.waiters == ("C", "D", "E")
+    a.release(token)
+    for thread in threads:
+        thread.join(10)
+    assert order == ["C", "D", "E"]
+    assert b.holder is None
+
+
+def test_yield_serves_waiters_then_takes_it_back(redis_url, prefix):
+    a, b = make(redis_url, prefix), make(redis_url, prefix)
+    token = a.acquire_token(0, "A")
+    a.yield_token(token, 1)  # nobody waits: kept
+    assert token.valid
+    got = []
+    thread = threading.Thread(target=lambda: got.append(b.acquire_token(5, "B")))
+    thread.start()
+    time.sleep(0.2)
+    release = threading.Timer(0.2, lambda: b.release(got[0]))
+    release.start()
+    a.yield_token(token, 5)
+    thread.join(5)
+    assert got and token.valid and a.fence > b._fences.get(id(got[0]), 0)
+    a.release(token)
+
+
+def test_a_holder_whose_lease_expired_is_fenced_off(redis_url, prefix):
+    from runengine.scaleout.lock import FenceGuard, StaleFence
+
+    a = make(redis_url, prefix, lease=3.5)
+    token = a.acquire_token(0, "A")
+    old = a.fence
+    guard = FenceGuard(f"{prefix}:guard", redis_url)
+    guard.admit(old)
+    a.redis.delete(a._keys[0])  # a partition, as Redis sees it: the key is gone
+    b = make(redis_url, prefix)
+    other = b.acquire_token(0, "B")
+    guard.admit(b.fence)
+    assert not a.check_fence(old)
+    with pytest.raises(LockLost):
+        a.assert_holder(token)
+    with pytest.raises(StaleFence):
+        guard.admit(old)  # the device refuses the stale holder
+    deadline = time.monotonic() + 6
+    while token.valid and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not token.valid  # the renewal found it gone
+    b.release(other)
+
+
+def test_plan_messages_on_a_redis_lock(redis_url, prefix):
+    from runengine import RunEngine
+    from runengine.plans.locks import acquire_lock, lock_wrapper, yield_lock
+
+    RE = RunEngine({}, context_managers=[])
+    lock, other = make(redis_url, prefix), make(redis_url, prefix)
+    seen = []
+
+    def body(token):
+        seen.append(other.job)
+        yield from yield_lock(token, timeout=1)
+        seen.append(token.valid)
+
+    RE(lock_wrapper(body, lock, "plan"))
+    assert seen == ["plan", True] and other.holder is None
+    held = other.acquire_token(0, "manual")
+    with pytest.raises(LockTimeout, match="manual"):
+        RE(acquire_lock(lock, "plan", timeout=0.2))
+    other.release(held)
+    assert RE.state == "idle"
+
+
+@pytest.mark.parametrize("policy", ["fail", "fallback"])
+def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
+    from runengine.scaleout.lock import LockUnavailable
+
+    lock = make(own_redis.url, prefix, on_failure=policy, socket_timeout=0.5, lease=2)
+    token = lock.acquire_token(0, "A")
+    lock.release(token)
+    own_redis.stop()
+    t0 = time.monotonic()
+    if policy == "fail":
+        with pytest.raises(LockUnavailable, match="unreachable"):
+            lock.acquire_token(1, "B")
+    else:
+        token = lock.acquire_token(1, "B")  # in-process from now on
+        assert token.valid and lock.fallen_back
+        lock.release(token)
+    assert time.monotonic() - t0 < 3  # never hangs
