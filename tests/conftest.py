@@ -18,6 +18,36 @@ from tests.runengine.compat import (  # noqa: E402
 )
 
 
+def fresh_engine(**kwargs) -> RunEngine:
+    """A RunEngine for one test: no SIGINT handler, nothing else installed."""
+    return RunEngine({}, context_managers=[], **kwargs)
+
+
+def leave_idle(engine: RunEngine) -> None:
+    """After a test: no suspenders, not panicked, idle, whatever the test left."""
+    engine.clear_suspenders()
+    if engine.state.is_panicked:
+        engine.all_is_well()
+    if not engine.state.is_idle:
+        engine.halt()
+
+
+@pytest.fixture
+def RE():
+    """Our RunEngine, made for this test and left idle after it."""
+    engine = fresh_engine()
+    yield engine
+    leave_idle(engine)
+
+
+@pytest.fixture
+def docs(RE):
+    """Every ``(name, doc)`` the test's RE emits."""
+    collected: list = []
+    RE.subscribe(lambda name, doc: collected.append((name, doc)))
+    return collected
+
+
 def _reset(RE) -> None:
     """Back to a freshly made engine: only the versions in md, no hooks or preprocessors."""
     if not RE.state.is_idle:

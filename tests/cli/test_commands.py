@@ -158,7 +158,8 @@ def test_ioc_runs_one_ioc_in_the_foreground_until_ctrl_c():
 def test_a_startup_file_adds_its_names_to_the_session(store, tmp_path, capsys):
     startup = tmp_path / "startup.py"
     startup.write_text(
-        "from ophyd.sim import SynGauss\nbump = SynGauss('bump', m1, 'm1', center=0, Imax=5, sigma=1)\n"
+        "from ophyd.sim import SynGauss\n"
+        "bump = SynGauss('bump', m1, 'm1', center=0, Imax=5, sigma=1)\n"
     )
     assert main(["run", "scan([bump], m1, -1, 1, 3)", "--sim", "--startup", str(startup)]) == 0
     assert "bump" in Catalog(store)[-1].primary.read()

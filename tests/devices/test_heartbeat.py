@@ -43,15 +43,6 @@ def noiseless(beamline):
     beamline.det.noise.put(noise, wait=True)
 
 
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    engine.clear_suspenders()
-    if not engine.state.is_idle:
-        engine.halt()
-
-
 def scan(bl, num=9):
     return bp.scan([bl.det], bl.m1, -1, 1, num, per_step=slow_step)
 

@@ -10,24 +10,7 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from ophyd.sim import SynAxis, SynGauss
 
-from runengine import RunEngine, RunEngineInterrupted, TransitionError
-
-
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    if engine.state.is_panicked:
-        engine.all_is_well()
-    if not engine.state.is_idle:
-        engine.halt()
-
-
-@pytest.fixture
-def docs(RE):
-    collected = []
-    RE.subscribe(lambda name, doc: collected.append((name, doc)))
-    return collected
+from runengine import RunEngineInterrupted, TransitionError
 
 
 @pytest.fixture

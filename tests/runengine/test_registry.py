@@ -42,15 +42,6 @@ def reg(clock):
     return Registry(timeout=5.0, check_period=1.0, clock=clock)
 
 
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    engine.clear_suspenders()
-    if not engine.state.is_idle:
-        engine.halt()
-
-
 def record(reg, **kw):
     events = []
     reg.subscribe(lambda addr, old, new: events.append((addr, old, new)), **kw)

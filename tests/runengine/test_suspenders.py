@@ -16,16 +16,7 @@ from bluesky.suspenders import (
 from bluesky.utils import Msg
 from ophyd import Signal
 
-from runengine import RunEngine, RunEngineInterrupted
-
-
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    engine.clear_suspenders()
-    if not engine.state.is_idle:
-        engine.halt()
+from runengine import RunEngineInterrupted
 
 
 def later(delay, func, *args):

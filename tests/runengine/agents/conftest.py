@@ -5,19 +5,6 @@ import time
 
 import pytest
 
-from runengine import RunEngine
-
-
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    engine.clear_suspenders()
-    if engine.state.is_panicked:
-        engine.all_is_well()
-    if not engine.state.is_idle:
-        engine.halt()
-
 
 @pytest.fixture
 def no_thread_leak(RE):

@@ -12,7 +12,7 @@ import pytest
 from bluesky.utils import Msg
 from ophyd.sim import SynAxis
 
-from runengine import RunEngine, RunEngineInterrupted
+from runengine import RunEngineInterrupted
 from runengine.graph import (
     CANCELLED,
     DONE,
@@ -24,23 +24,6 @@ from runengine.graph import (
 )
 from runengine.plans.graph import run_graph
 from tests.runengine.compat import validate_documents
-
-
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    if engine.state.is_panicked:
-        engine.all_is_well()
-    if not engine.state.is_idle:
-        engine.halt()
-
-
-@pytest.fixture
-def docs(RE):
-    collected: list = []
-    RE.subscribe(lambda name, doc: collected.append((name, doc)))
-    return collected
 
 
 def later(delay, func, *args):

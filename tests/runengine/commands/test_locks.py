@@ -10,20 +10,9 @@ from bluesky.suspenders import SuspendBoolHigh
 from bluesky.utils import Msg
 from ophyd import Signal
 
-from runengine import RunEngine, RunEngineInterrupted
+from runengine import RunEngineInterrupted
 from runengine.locks import HardwareLock, LockError, LockLost, LockTimeout, SuspendWhileLocked
 from runengine.plans.locks import acquire_lock, lock_decorator, release_lock, yield_lock
-
-
-@pytest.fixture
-def RE():
-    engine = RunEngine({}, context_managers=[])
-    yield engine
-    engine.clear_suspenders()
-    if engine.state.is_panicked:
-        engine.all_is_well()
-    if not engine.state.is_idle:
-        engine.halt()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import pytest
 from bluesky.utils import Msg, RunEngineInterrupted
 from event_model import DocumentNames, schema_validators
 
-from runengine import RunEngine
 from runengine.commands.scripts import runner_for
 from runengine.scripts import (
     ScriptAborted,
@@ -16,6 +15,7 @@ from runengine.scripts import (
     ScriptNotExecutable,
     ScriptNotFound,
 )
+from tests.conftest import fresh_engine, leave_idle
 from tests.runengine.scriptkit import (
     FAST_ABORT,
     group_alive,
@@ -31,19 +31,9 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def RE():
-    engine = RunEngine({}, context_managers=[], call_returns_result=True)
+    engine = fresh_engine(call_returns_result=True)
     yield engine
-    if engine.state.is_panicked:
-        engine.all_is_well()
-    if not engine.state.is_idle:
-        engine.halt()
-
-
-@pytest.fixture
-def docs(RE):
-    collected = []
-    RE.subscribe(lambda name, doc: collected.append((name, doc)))
-    return collected
+    leave_idle(engine)
 
 
 def in_run(*msgs, out=None):
