@@ -14,6 +14,7 @@ import bench_sigint
 from harness import Engine, latency_summary, quietly
 
 PAUSE_TARGET_MS = 10.0
+Trials = Callable[[int], tuple[list[float], str]]  # n trials -> (samples in s, note)
 
 
 def alternate(
@@ -23,7 +24,10 @@ def alternate(
     trials: int,
     rounds: int,
 ) -> dict:
-    """Run ``runs[engine](n)`` -> (samples, note) in ``rounds`` rounds of ``trials / rounds``."""
+    """Run ``runs[engine](n)`` -> (samples, note) in ``rounds`` rounds of ``trials / rounds``.
+
+    Each engine keeps the last round's note: notes that count things count from the start.
+    """
     samples: dict[str, list[float]] = {name: [] for name in runs}
     notes: dict[str, list[str]] = {name: [] for name in runs}
     per_round = [trials // rounds + (1 if i < trials % rounds else 0) for i in range(rounds)]
@@ -36,7 +40,7 @@ def alternate(
             if note:
                 notes[name].append(note)
     engines = {
-        name: latency_summary(values, note="; ".join(dict.fromkeys(notes[name])))
+        name: latency_summary(values, note=notes[name][-1] if notes[name] else "")
         for name, values in samples.items()
     }
     return {"key": key, "label": label, "trials": trials, "engines": engines}
@@ -51,13 +55,15 @@ def _pause(engine: Engine) -> Callable[[int], tuple[list[float], str]]:
     return run
 
 
-def _trip(engine: Engine, dropped_total: dict) -> Callable[[int], tuple[list[float], str]]:
+def _trip(engine: Engine, dropped_total: dict[str, list[int]]) -> Trials:
     def run(n: int) -> tuple[list[float], str]:
         engine.before()
         with quietly():
             got, dropped = bench_interruptions.trip_latency(engine.RE, n)
-        dropped_total[engine.name] = dropped_total.get(engine.name, 0) + dropped
-        return got, f"dropped {dropped}/{n}" if dropped else ""
+        total = dropped_total.setdefault(engine.name, [0, 0])
+        total[0] += dropped
+        total[1] += n
+        return got, f"dropped {total[0]}/{total[1]}" if total[0] else ""
 
     return run
 
@@ -85,7 +91,7 @@ def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str,
     pause_trials = 20 if quick else 100
     trip_trials = 2 if quick else 5
     sigint_trials = 3 if quick else 10
-    dropped: dict[str, int] = {}
+    dropped: dict[str, list[int]] = {}
     ours = next(e for e in engines if e.name == "ours")
     return {
         "pause": lambda: alternate(

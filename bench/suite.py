@@ -99,6 +99,12 @@ def run(args: argparse.Namespace) -> dict:
             report["memory"].append(result)
             print(f"  memory      {result['label']}: {result['growth_mb']:+.1f} MB")
     report["machine"] = harness.machine()
+    if max(report["load_start"][0], report["machine"]["load_average"][0]) >= 1.0:
+        report.setdefault("notes", []).append(
+            "**Provisional:** the load average was at or above 1.0 during this run (other work "
+            "on the machine), so these figures are noisy. Re-take them on a quiet machine with "
+            "`make bench`."
+        )
     return report
 
 
