@@ -82,21 +82,20 @@ def agents(url: str, prefix: str, first: int, count: int, seconds: float, silenc
 
     reg = RedisRegistry(url, timeout=3.0, prefix=prefix)
     addresses = [f"agent.{i:03d}" for i in range(first, first + count)]
-    silenced = None
+    last_beat = None
     start = time.monotonic()
     beats = 0
     while time.monotonic() - start < seconds:
         tick = time.monotonic()
         for address in addresses:
             if address == addresses[0] and tick - start >= silence_at:
-                if silenced is None:
-                    silenced = time.time()
                 continue
             reg.beat(address, {"acq": OpCode.RUNNING}, "SimAgent", session_id=str(first))
             beats += 1
+            if address == addresses[0]:
+                last_beat = time.time()
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
-    return {"silent": addresses[0], "silenced_at": silenced, "last_beat_before": silenced,
-            "beats": beats}  # fmt: skip
+    return {"silent": addresses[0], "last_beat": last_beat, "beats": beats}
 
 
 def consume(url: str, stream: str, directory: str) -> dict:
