@@ -25,6 +25,13 @@ def later(delay, func, *args):
     return timer
 
 
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def counting_plan(n=5, step=0.05):
     yield Msg("open_run")
     for _ in range(n):
@@ -205,6 +212,29 @@ def test_request_suspend_directly(RE):
 
     RE(plan())
     assert seen[:4] == ["checkpoint", "null", "_start_suspender", "rewindable"]
+
+
+def test_a_trip_during_a_fast_plan_is_heard_at_the_next_message(RE):
+    """No waiting for the loop's next turn: a queued trip is taken up before the next message."""
+    from bluesky import plans as bp
+    from ophyd.sim import SynAxis, SynGauss
+
+    signal = Signal(name="beam", value=0)
+    RE.install_suspender(SuspendBoolHigh(signal))
+    motor = SynAxis(name="motor")
+    det = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)
+    seen = commands_of(RE)
+
+    def trip_at_fourth_point(name, doc):
+        if doc["seq_num"] == 4:
+            signal.put(1)
+            later(0.05, signal.put, 0)
+
+    for _ in range(10):  # the last point takes far less than the loop's 5 ms turn
+        seen.clear()
+        RE(bp.scan([det], motor, 0, 4, 5), {"event": [trip_at_fourth_point]})
+        assert "_start_suspender" in seen
+        wait_until(lambda: not signal.get())
 
 
 def test_a_failing_post_plan_leaves_the_engine_rewindable(RE):
