@@ -56,5 +56,5 @@ class BlockingDuringTask:
         if self._qt is not None:
             self._qt.block(blocking_event)
             return
-        while not blocking_event.wait(0.1):
+        while not blocking_event.wait(0.02):  # short slices: a Ctrl+C is heard at once
             pass

@@ -28,6 +28,10 @@ CHILD = textwrap.dedent(
                 print("READY", flush=True)
             if mode == "blocked" and i == 1:
                 time.sleep(3)  # a plan that blocks the engine's thread
+            if mode == "busy" and i == 1:
+                null = Msg("null")
+                for _ in range(50_000_000):  # messages that never wait: a busy engine thread
+                    yield null
             yield Msg("sleep", None, 30 if mode == "long" and i == 1 else 1.0)
             yield Msg("null")
         yield Msg("close_run")
@@ -49,7 +53,7 @@ CHILD = textwrap.dedent(
                 break
             except KeyboardInterrupt:
                 print("^C at the prompt", flush=True)
-        RE.stop() if mode == "long" else RE.resume()
+        RE.stop() if mode in ("long", "busy") else RE.resume()
     print("END", RE.state, docs[-1][1]["exit_status"], flush=True)
     """
 )
@@ -119,6 +123,24 @@ def test_two_presses_pause_now_even_inside_a_long_sleep(child):
     words, lines = read_until(proc, "INTERRUPTED")
     assert words[1] == "paused"
     assert float(words[2]) - sent < 2.0  # not the 30 s the sleep would take
+    assert any("pausing now" in line for line in lines)
+    type_line(proc)
+    words, _ = read_until(proc, "END")
+    assert words[1:] == ["idle", "success"]
+
+
+def test_two_presses_pause_a_plan_that_keeps_the_engine_busy(child):
+    """No checkpoint ahead and an engine thread that never waits: the second press must not
+    be lost while the main thread waits for the interpreter."""
+    proc = child("busy")
+    time.sleep(1.3)  # streaming messages now
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    words, lines = read_until(proc, "INTERRUPTED")
+    assert words[1] == "paused"
+    assert float(words[2]) - sent < 5.0  # the stream alone would take far longer
     assert any("pausing now" in line for line in lines)
     type_line(proc)
     words, _ = read_until(proc, "END")
