@@ -149,6 +149,7 @@ class IOCProcess:
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._final_output = ""
         self._beacon_sink: socket.socket | None = None
 
     def __repr__(self) -> str:
@@ -167,8 +168,7 @@ class IOCProcess:
         """Start the process without waiting; :meth:`wait_ready` waits for it."""
         if self.alive:
             return self
-        if self._log is not None:
-            self._log.close()
+        self._close_files()
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the IOC's output
         self._open_beacon_sink()
         cmd = [sys.executable, "-m", self.module, "--prefix", self.prefix, "-q"]
@@ -199,7 +199,9 @@ class IOCProcess:
             request = _search_datagram(self.ready_pv)
             while True:
                 if self.proc is None or self.proc.poll() is not None:
-                    raise IOCStartError(self._failure("exited before it was ready"))
+                    why = self._failure("exited before it was ready")
+                    self.stop()
+                    raise IOCStartError(why)
                 sock.sendto(request, (LOOPBACK, self.port))
                 with contextlib.suppress(TimeoutError, ConnectionRefusedError):
                     if _answers(sock.recv(65536)):
@@ -245,9 +247,9 @@ class IOCProcess:
         return self.start(timeout)
 
     def output(self) -> str:
-        """What the IOC printed so far (stdout and stderr)."""
+        """What the IOC printed (stdout and stderr), so far or until it was stopped."""
         if self._log is None:
-            return ""
+            return self._final_output
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
@@ -279,6 +281,10 @@ class IOCProcess:
             sink.close()
 
     def _close_files(self) -> None:
+        if self._log is not None:
+            self._final_output = self.output()
+            self._log.close()
+            self._log = None
         if self._beacon_sink is not None:
             self._beacon_sink.close()
             self._beacon_sink = None

@@ -125,6 +125,7 @@ def test_the_ioc_dies_with_its_parent(how):
     assert is_running(ioc_pid)
     os.kill(child.pid, how)
     child.wait(10)
+    child.stdout.close()
     assert wait_until(lambda: not is_running(ioc_pid)), f"IOC {ioc_pid} outlived its parent"
 
 
