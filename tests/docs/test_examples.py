@@ -8,6 +8,8 @@ page authors:
   the page says where it is tested instead. Use sparingly.
 - A MyST comment line ``% docs-test: integration`` anywhere on a page marks it as starting the
   simulated IOCs: its test is marked ``integration``.
+- ``% docs-test: redis`` gives the page a redis-server of its own on a free loopback port
+  (``tests/docs/conftest.py``), its URL in the namespace as ``REDIS_URL``; marked ``redis``.
 - Other languages (```` ```console ````, ```` ```text ````) are never run.
 """
 
@@ -22,6 +24,7 @@ from markdown_it import MarkdownIt
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 INTEGRATION = re.compile(r"^%\s*docs-test:\s*integration\s*$", re.MULTILINE)
+REDIS = re.compile(r"^%\s*docs-test:\s*redis\s*$", re.MULTILINE)
 
 
 def pages() -> list[Path]:
@@ -44,13 +47,15 @@ def blocks(path: Path) -> list[tuple[int, str, bool]]:
 
 def _params():
     for path in pages():
-        marks = [pytest.mark.integration] if INTEGRATION.search(path.read_text()) else []
+        text = path.read_text()
+        marks = [pytest.mark.integration] if INTEGRATION.search(text) else []
+        marks += [pytest.mark.redis] if REDIS.search(text) else []
         if any(runnable for _, _, runnable in blocks(path)):
             yield pytest.param(path, id=str(path.relative_to(DOCS)), marks=marks)
 
 
 @pytest.mark.parametrize("page", list(_params()))
-def test_page_examples(page, tmp_path, monkeypatch):
+def test_page_examples(page, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("RUNENGINE_STORE", str(tmp_path / "runs"))
@@ -58,6 +63,8 @@ def test_page_examples(page, tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     namespace: dict = {"__name__": f"docs.{page.stem}"}
+    if REDIS.search(page.read_text()):
+        namespace["REDIS_URL"] = request.getfixturevalue("docs_redis_url")
     rel = page.relative_to(DOCS)
     try:
         for line, code, runnable in blocks(page):
@@ -71,9 +78,13 @@ def _clean_up(namespace: dict) -> None:
     """Leave no engine mid-plan, no agent thread, no IOC behind a failing page."""
     from runengine import RunEngine
     from runengine.devices.beamline import Beamline
+    from runengine.registry import Registry
+    from runengine.scaleout.remote import RemoteServer
 
     for value in list(namespace.values()):
-        if isinstance(value, RunEngine) and not value.state.is_idle:
+        if isinstance(value, Registry | RemoteServer):
+            value.stop()  # joins its threads; a no-op when not started
+        elif isinstance(value, RunEngine) and not value.state.is_idle:
             if value.state.is_panicked:
                 value.all_is_well()
             if not value.state.is_idle:
@@ -107,5 +118,6 @@ def test_the_conventions_are_parsed(tmp_path):
         "boom()\n```\n\n```console\n$ ls\n```\n"
     )
     assert blocks(page) == [(4, "x = 1\n", True), (8, "boom()\n", False)]
-    assert INTEGRATION.search(page.read_text())
+    assert INTEGRATION.search(page.read_text()) and not REDIS.search(page.read_text())
+    assert REDIS.search("text\n% docs-test: redis\n")
     assert os.fspath(DOCS).endswith("docs")
