@@ -423,13 +423,14 @@ class RunEngine:
         ``who`` is recorded in the interruptions stream (default: the request's name).
         """
         self._refuse_if_panicked()
-        if name is not None:
-            self._pause_requests[name] = callback if callback is not None else (lambda: True)
         ex = self._exec
-        if ex is None or self._state not in ("running", "suspending", "pausing"):
-            if self._state.is_paused:
-                return  # already paused; a named request still holds the resume
+        paused = self._state.is_paused
+        if not paused and (ex is None or self._state not in ("running", "suspending", "pausing")):
             raise TransitionError(f"Cannot pause: the RunEngine is {self._state}.")
+        if name is not None:  # only a request that is taken holds the resume
+            self._pause_requests[name] = callback if callback is not None else (lambda: True)
+        if paused:
+            return  # already paused; a named request still holds the resume
         self._on_loop(ex.request_pause, defer, who or name or "", timeout=wait)
 
     def resume(self) -> tuple | RunEngineResult | list[str]:

@@ -205,6 +205,9 @@ def test_control_verbs_from_idle_raise(RE):
             verb()
     with pytest.raises(TransitionError):
         RE.request_pause()
+    with pytest.raises(TransitionError):
+        RE.request_pause(name="beam", callback=lambda: False)
+    assert RE._pause_requests == {}  # a refused request leaves nothing behind to hold a resume
 
 
 def test_panic_while_running_aborts_for_good_until_all_is_well(RE, docs, devices):

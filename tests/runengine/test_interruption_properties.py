@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,13 +221,14 @@ def drive(RE, plan_name: str, actions: dict[int, str] | None = None) -> Outcome:
 
     def msg_hook(msg):
         out.msgs.append(msg.command)
-        if msg.command == "_start_suspender":
-            if run_open[0]:
-                out.timeline.append(msg.args[2] or "suspended")
-            if beam.get():  # the trip has landed: the beam comes back a little later
-                timer = threading.Timer(0.005, beam.put, [0])
-                timers.append(timer)
-                timer.start()
+        if msg.command == "_start_suspender" and run_open[0]:
+            out.timeline.append(msg.args[2] or "suspended")
+        if msg.command in ("_start_suspender", "wait_for") and beam.get():
+            # The trip has landed (a suspension of its own, or one already under way now
+            # waits on it too): the beam comes back a little later.
+            timer = threading.Timer(0.005, beam.put, [0])
+            timers.append(timer)
+            timer.start()
         kind = actions.get(len(out.msgs) - 1)
         if kind is not None and run_open[0]:
             out.requested_in_run.append((len(out.msgs) - 1, kind, msg.command))
@@ -423,7 +425,7 @@ def test_pause_at_every_message_then_resume_gives_the_same_data(RE, plan_name, k
 
 
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
