@@ -23,6 +23,7 @@ every address as expired until Redis answers again, so suspenders hold the plans
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -313,6 +314,12 @@ class RedisRegistry(Registry):
         """Start the expiry checker and the transition reader (idempotent)."""
         super().start()
         if self._reader_thread is None or not self._reader_thread.is_alive():
+            if self._last_id is None:
+                # Where to read from is fixed before start() returns: a transition written
+                # right after it reaches the subscribers.
+                with contextlib.suppress(*redis_errors()):
+                    last = self._reader.xrevrange(self._keys[1], count=1)
+                    self._last_id = last[0][0] if last else b"0-0"
             self._reader_thread = threading.Thread(
                 target=self._read, name="registry-reader", daemon=True
             )

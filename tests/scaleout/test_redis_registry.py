@@ -158,3 +158,21 @@ def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
         assert reg.status()["a"]["op_codes"] == {"acq": 3} and not reg.expired("a")
         assert reg.backend.startswith("in-process")
     assert time.monotonic() - t0 < 3  # never hangs
+
+
+def test_a_transition_right_after_start_reaches_subscribers(redis_url, prefix):
+    """The reader's position in the stream is fixed before start() returns."""
+    from runengine.scaleout.registry import RedisRegistry
+
+    for attempt in range(10):
+        events: list = []
+        watcher = RedisRegistry(redis_url, timeout=5, check_period=1, prefix=f"{prefix}{attempt}")
+        watcher.subscribe(lambda a, o, n, seen=events: seen.append(a))
+        watcher.start()
+        agent = RedisRegistry(redis_url, timeout=5, prefix=f"{prefix}{attempt}")
+        agent.beat("ioc.fresh", session_id="s")  # no sleep between start() and the beat
+        deadline = time.monotonic() + 5
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watcher.stop()
+        assert events == ["ioc.fresh"], attempt
