@@ -18,6 +18,19 @@ from tests.runengine.compat import (  # noqa: E402
 )
 
 
+def threads_left(before: set, timeout: float = 5.0) -> list[str]:
+    """Names of the threads started since ``before`` (``set(threading.enumerate())``) that
+    are still alive after up to ``timeout`` s. Threads other tests left ending meanwhile do
+    not count, as they would when comparing thread counts."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (extra := set(threading.enumerate()) - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return sorted(t.name for t in extra)
+
+
 def fresh_engine(**kwargs) -> RunEngine:
     """A RunEngine for one test: no SIGINT handler, nothing else installed."""
     return RunEngine({}, context_managers=[], **kwargs)

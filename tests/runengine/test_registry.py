@@ -19,6 +19,7 @@ from runengine.registry import (
     SuspendOnExpired,
     describe_change,
 )
+from tests.conftest import threads_left
 
 
 class FakeClock:
@@ -150,7 +151,7 @@ def test_subscriber_errors_are_reported_and_do_not_stop_the_others(reg, clock):
 
 
 def test_the_checker_thread_expires_on_real_time_and_stops_cleanly():
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
     expired = threading.Event()
     with Registry(timeout=0.2, check_period=0.05) as reg:
         reg.subscribe(lambda a, old, new: new["expired"] and expired.set())
@@ -158,7 +159,7 @@ def test_the_checker_thread_expires_on_real_time_and_stops_cleanly():
         reg.beat("a")
         assert expired.wait(2)
     assert not reg.running
-    assert threading.active_count() == baseline
+    assert threads_left(before) == []
 
 
 # ---- 3. mid-plan expiry ---------------------------------------------------------------------
@@ -532,10 +533,10 @@ def test_the_engine_beats_its_state_as_op_codes(RE):
 
 
 def test_the_engine_expires_when_its_loop_stalls(RE):
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
     with Registry(timeout=0.3, check_period=0.05) as reg, RegistryBeat(RE, reg, period=0.05):
         wait_until(lambda: reg.health("re.main") == "alive")
         RE._loop.call_soon_threadsafe(time.sleep, 1.0)  # the engine's loop stalls
         wait_until(lambda: reg.health("re.main") == "expired", timeout=3)
         wait_until(lambda: reg.health("re.main") == "alive", timeout=3)
-    assert threading.active_count() == baseline
+    assert threads_left(before) == []

@@ -5,16 +5,15 @@ import time
 
 import pytest
 
+from tests.conftest import threads_left
+
 
 @pytest.fixture
 def no_thread_leak(RE):
     """Fail the test if it leaves more threads running than it found (the engine made first)."""
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 5
-    while (extra := set(threading.enumerate()) - before) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not extra, f"threads left behind: {sorted(t.name for t in extra)}"
+    assert threads_left(before) == [], "threads left behind"
 
 
 def wait_until(predicate, timeout=10.0, what="condition"):

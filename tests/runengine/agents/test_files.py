@@ -11,6 +11,7 @@ from bluesky.utils import Msg
 from runengine import RunEngineInterrupted
 from runengine.agents import FilePausingAgent, PathWatcher, SuspendWhileFileExists
 from runengine.plans.pausing import do_nothing
+from tests.conftest import threads_left
 
 from .conftest import wait_until
 
@@ -152,14 +153,14 @@ def test_errors_in_the_agent_are_reported_and_it_keeps_working(RE, tmp_path):
 
 
 def test_the_watcher_stops_cleanly_and_threads_go_away(tmp_path):
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
     seen = []
     for _ in range(3):
         watcher = PathWatcher(tmp_path / "x", lambda e, c: c and seen.append(e)).start()
         time.sleep(0.05)
-        assert threading.active_count() > baseline  # its thread and watchdog's
+        assert set(threading.enumerate()) - before  # its thread and watchdog's
         watcher.stop()
-    assert threading.active_count() == baseline
+    assert threads_left(before) == []
     assert seen == [False, False, False]
 
 
@@ -199,7 +200,7 @@ def test_a_file_present_at_install_holds_the_start(RE, tmp_path, capsys):
 
 
 def test_a_directory_vanishing_while_the_watch_is_set_leaks_nothing(tmp_path, monkeypatch):
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
     gone = tmp_path / "gone"
     calls = []
     original = PathWatcher._dirs_to_watch
@@ -216,4 +217,4 @@ def test_a_directory_vanishing_while_the_watch_is_set_leaks_nothing(tmp_path, mo
     wait_until(lambda: seen == [False, True], what="the file seen")
     watcher.stop()
     assert watcher.errors == [] and watcher.mode == "watchdog"
-    assert threading.active_count() == baseline
+    assert threads_left(before) == []
