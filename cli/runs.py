@@ -33,14 +33,22 @@ def list_runs(catalog: Any, limit: int) -> str:
 
 
 def find_run(catalog: Any, run_id: str) -> Any:
-    """A run by ``-1`` (and other negative indices), scan_id, uid or a unique uid start."""
-    key: Any = run_id
+    """A run by ``-1`` (and other negative indices), scan_id, uid or a unique uid start.
+
+    Digits are a scan_id first, then a uid start (uids are hex: '326256' may be either).
+    """
+    keys: list[Any] = [run_id]
     if run_id.lstrip("-").isdigit():
-        key = int(run_id)
-    try:
-        return catalog[key]
-    except (KeyError, IndexError) as err:
-        raise LookupError(f"no run {run_id!r} in {catalog.directory} ({err})") from None
+        keys.insert(0, int(run_id))
+        if run_id.startswith("-"):
+            keys.pop()
+    errors = []
+    for key in keys:
+        try:
+            return catalog[key]
+        except (KeyError, IndexError) as err:
+            errors.append(str(err).strip("'\""))
+    raise LookupError(f"no run {run_id!r} in {catalog.directory} ({'; '.join(errors)})")
 
 
 def run_table(run: Any, stream: str = "primary") -> str:

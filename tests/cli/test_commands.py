@@ -92,6 +92,23 @@ def test_debug_shows_the_traceback(store):
         main(["--debug", "show", "99"])
 
 
+def test_show_takes_a_uid_start_made_only_of_digits(store, tmp_path):
+    from runengine.cli.runs import find_run
+
+    class Catalog:  # uids are hex: a start of all digits is a uid start as well as a scan_id
+        directory = tmp_path
+
+        def __getitem__(self, key):
+            runs = {"3262569a-0000": "the run"}
+            if isinstance(key, int):
+                raise KeyError(f"No run with scan_id {key}")
+            return next(v for k, v in runs.items() if k.startswith(key))
+
+    assert find_run(Catalog(), "326256") == "the run"
+    with pytest.raises(LookupError, match="no run '-1'"):
+        find_run(Catalog(), "-1")
+
+
 def test_make_plan_names_what_the_session_has():
     with pytest.raises(ValueError, match=r"devices here: det, m1"):
         make_plan("count([nope])", {"_devices": {"det": 1, "m1": 2}, "count": print})
