@@ -33,6 +33,22 @@ __all__ = [
 ]
 
 
+class _OnOneIOC:
+    """Mixin: ``ioc_prefix`` is the device's prefix; ``_reading`` (a component) is named as
+    the device, so that its column reads ``det`` rather than ``det_value``."""
+
+    _reading = ""
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        if self._reading:
+            getattr(self, self._reading).name = self.name
+
+    @property
+    def ioc_prefix(self) -> str:
+        return self.prefix
+
+
 class IOCHealth(Device):
     """``HEARTBEAT`` (+1 per second) and ``UPTIME`` of one IOC, by its prefix."""
 
@@ -62,7 +78,7 @@ class Motor(EpicsMotor):
         super().check_value(pos)
 
 
-class _Triggered(Device):
+class _Triggered(_OnOneIOC, Device):
     """A detector acquiring on a put-complete to ``Acquire``; its IOC's heartbeat omitted."""
 
     acquire = Cpt(EpicsSignal, "Acquire", put_complete=True, kind="omitted")
@@ -72,10 +88,6 @@ class _Triggered(Device):
     uptime = Cpt(EpicsSignalRO, "UPTIME", kind="omitted")
 
     trigger_margin = 3.0  # seconds beyond the exposure before a trigger fails
-
-    @property
-    def ioc_prefix(self) -> str:
-        return self.prefix
 
     def trigger(self) -> StatusBase:
         """Acquire once; the status is done when the IOC finished the exposure."""
@@ -92,10 +104,7 @@ class PointDetector(_Triggered):
     width = Cpt(EpicsSignal, "WIDTH", kind="config")
     height = Cpt(EpicsSignal, "HEIGHT", kind="config")
     noise = Cpt(EpicsSignal, "NOISE", kind="config")
-
-    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
-        super().__init__(prefix, name=name, **kwargs)
-        self.value.name = self.name
+    _reading = "value"
 
 
 class ImageSignal(EpicsSignalRO):
@@ -123,7 +132,7 @@ class AreaDetector(_Triggered):
     size1 = Cpt(EpicsSignalRO, "ArraySize1_RBV", kind="config")
 
 
-class TemperatureController(PVPositioner):
+class TemperatureController(_OnOneIOC, PVPositioner):
     """Setpoint/readback with a done flag; ``set`` finishes when the ramp reached the target.
 
     The reading is named as the device; the ramp rate is configuration.
@@ -135,47 +144,26 @@ class TemperatureController(PVPositioner):
     rate = Cpt(EpicsSignal, "RATE", kind="config")
     heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="omitted")
     done_value = 1
-
-    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
-        super().__init__(prefix, name=name, **kwargs)
-        self.readback.name = self.name
-
-    @property
-    def ioc_prefix(self) -> str:
-        return self.prefix
+    _reading = "readback"
 
 
-class BeamMonitor(Device):
+class BeamMonitor(_OnOneIOC, Device):
     """Ring current (named as the device) and the stored current it returns to."""
 
     current = Cpt(EpicsSignalRO, "CURRENT", kind="hinted")
     nominal = Cpt(EpicsSignal, "NOMINAL", kind="config")
     heartbeat = Cpt(EpicsSignalRO, "HEARTBEAT", kind="omitted")
-
-    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
-        super().__init__(prefix, name=name, **kwargs)
-        self.current.name = self.name
-
-    @property
-    def ioc_prefix(self) -> str:
-        return self.prefix
+    _reading = "current"
 
 
-class Shutter(Device):
+class Shutter(_OnOneIOC, Device):
     """The beam shutter: ``set("Open")``/``set("Close")`` (or 1/0) finish when it got there."""
 
     setpoint = Cpt(EpicsSignal, "SHUTTER", put_complete=True, string=True, kind="omitted")
     readback = Cpt(EpicsSignalRO, "SHUTTER_RBV", string=True, kind="hinted")
 
     _targets = {"open": "Open", "1": "Open", "close": "Close", "closed": "Close", "0": "Close"}
-
-    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
-        super().__init__(prefix, name=name, **kwargs)
-        self.readback.name = self.name
-
-    @property
-    def ioc_prefix(self) -> str:
-        return self.prefix
+    _reading = "readback"
 
     def set(self, value, *, timeout: float = 5.0) -> StatusBase:
         """Open (``"Open"``, 1, True) or close (``"Close"``, 0, False)."""
