@@ -16,7 +16,7 @@ def pytest_configure(config):
 @pytest.fixture
 def docs_redis_url(tmp_path_factory):
     """A redis-server of the page's own on a free loopback port (pages marked ``redis``)."""
-    from tests.scaleout.conftest import REDIS_SERVER, RedisServer
+    from tests.runengine.scaleout.conftest import REDIS_SERVER, RedisServer
 
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (.ci/run installs it with apt-get)")

@@ -12,10 +12,10 @@ import time
 import pytest
 
 from runengine.locks import LockLost, LockTimeout
+from tests.runengine.scaleout.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.redis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The issue asks for a minute; CI runs a shorter contention (RUNENGINE_CONTEND_SECONDS=60).
 CONTEND_SECONDS = float(os.environ.get("RUNENGINE_CONTEND_SECONDS", "12"))
 
@@ -34,14 +34,14 @@ def test_two_engine_processes_never_share_the_device(redis_url, prefix):
             [
                 sys.executable,
                 "-m",
-                "tests.scaleout.workers",
+                "tests.runengine.scaleout.workers",
                 "contend",
                 redis_url,
                 prefix,
                 str(CONTEND_SECONDS),
                 str(seed),
             ],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )

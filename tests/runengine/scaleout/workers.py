@@ -1,8 +1,8 @@
 """Processes the Redis tests start: engines contending for a lock, agents beating, a consumer.
 
-    python -m tests.scaleout.workers contend URL PREFIX SECONDS SEED
-    python -m tests.scaleout.workers agents URL PREFIX FIRST COUNT SECONDS SILENCE_AT
-    python -m tests.scaleout.workers consume URL STREAM DIRECTORY
+    python -m tests.runengine.scaleout.workers contend URL PREFIX SECONDS SEED
+    python -m tests.runengine.scaleout.workers agents URL PREFIX FIRST COUNT SECONDS SILENCE_AT
+    python -m tests.runengine.scaleout.workers consume URL STREAM DIRECTORY
 Each prints one JSON summary line on stdout when done.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,9 +11,9 @@ from collections import Counter
 
 import pytest
 
-pytestmark = pytest.mark.redis
+from tests.runengine.scaleout.conftest import PROJECT_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.redis
 
 
 def records(directory):
@@ -28,8 +27,16 @@ def records(directory):
 
 
 def consumer(url, stream, directory):
-    args = [sys.executable, "-m", "tests.scaleout.workers", "consume", url, stream, directory]
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "tests.runengine.scaleout.workers",
+        "consume",
+        url,
+        stream,
+        directory,
+    ]
+    return subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
 
 
 def test_a_consumer_killed_and_restarted_ends_with_every_document_once(redis_url, prefix, tmp_path):

@@ -17,6 +17,8 @@ REDIS_SERVER = shutil.which("redis-server") or next(
     None,
 )
 
+PROJECT_ROOT = str(Path(__file__).resolve().parents[3])  # where `python -m tests...` runs
+
 
 def free_port() -> int:
     with socket.socket() as sock:

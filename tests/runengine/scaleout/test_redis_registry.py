@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -12,10 +11,10 @@ import time
 import pytest
 
 from runengine.registry import OpCode
+from tests.runengine.scaleout.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.redis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 3.0  # the agents' registries use it too (workers.py)
 
 
@@ -37,7 +36,7 @@ def test_100_agents_from_4_processes_expiry_within_timeout_plus_1s(redis_url, pr
             [
                 sys.executable,
                 "-m",
-                "tests.scaleout.workers",
+                "tests.runengine.scaleout.workers",
                 "agents",
                 redis_url,
                 prefix,
@@ -46,7 +45,7 @@ def test_100_agents_from_4_processes_expiry_within_timeout_plus_1s(redis_url, pr
                 "9",
                 "3",
             ],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
