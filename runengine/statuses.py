@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -25,6 +26,26 @@ def failed_status(status: Any) -> FailedStatus:
         cause = exc
     err.__cause__ = cause
     return err
+
+
+class _Settle:
+    """The callback a status calls when it finishes.
+
+    Its ``__signature__`` is given, so ophyd's check of the callback's signature (done on every
+    ``add_callback``, once per status) reads it instead of inspecting a function each time.
+    """
+
+    __slots__ = ("groups", "tracked")
+    __signature__ = inspect.Signature(
+        [inspect.Parameter("status", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    )
+
+    def __init__(self, groups: StatusGroups, tracked: _Tracked) -> None:
+        self.groups = groups
+        self.tracked = tracked
+
+    def __call__(self, status: Any) -> None:
+        self.groups._settled(self.tracked)
 
 
 class _Tracked:
@@ -66,7 +87,7 @@ class StatusGroups:
         if len(members) > _PRUNE_AT:
             # A group nobody waits on must not grow for ever: forget what finished well.
             members[:] = [t for t in members if not t.done or t.failed]
-        status.add_callback(lambda _: self._settled(tracked))
+        status.add_callback(_Settle(self, tracked))
 
     def _settled(self, tracked: _Tracked) -> None:
         # Runs on whichever thread finished the status (at once if it already had).
