@@ -8,14 +8,20 @@ by keeping a reference to the calling frame (and its line at the time), and form
 only if the warning is actually given: the same warning, a hundredth of the cost. (Outer frames
 are shown at the line they have reached when the warning fires.)
 
-``RunEngine()`` installs it; set ``RUNENGINE_NO_SPEEDUPS=1`` to keep bluesky's original.
+On Python 3.11, ``isinstance(obj, Triggerable)`` (bluesky's protocols are runtime-checkable)
+walks the protocol's MRO on every call to list its members; bluesky asks it per device per
+event. ``install()`` also remembers that list per protocol class (Python 3.12 does so itself).
+
+``RunEngine()`` installs both; set ``RUNENGINE_NO_SPEEDUPS=1`` to keep the originals.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
+import typing
 import warnings
 from typing import Any
 
@@ -25,6 +31,11 @@ __all__ = ["install", "installed", "uninstall"]
 
 _Plan = _bluesky_utils.Plan
 _ORIGINAL = (_Plan.__init__, _Plan.__del__)
+# Python 3.11's typing recomputes a protocol's members at each isinstance (3.12 caches them).
+_MEMBERS_CHECK = getattr(typing, "_is_callable_members_only", None)
+_CACHED_MEMBERS_CHECK = (
+    functools.lru_cache(maxsize=256)(_MEMBERS_CHECK) if _MEMBERS_CHECK is not None else None
+)
 
 
 def _plan_init(self: Any, f: Any, *args: Any, **kwargs: Any) -> None:
@@ -56,11 +67,15 @@ def install() -> None:
         return
     _Plan.__init__ = _plan_init
     _Plan.__del__ = _plan_del
+    if _CACHED_MEMBERS_CHECK is not None:
+        typing._is_callable_members_only = _CACHED_MEMBERS_CHECK
 
 
 def uninstall() -> None:
     """Restore bluesky's original ``Plan``."""
     _Plan.__init__, _Plan.__del__ = _ORIGINAL
+    if _MEMBERS_CHECK is not None:
+        typing._is_callable_members_only = _MEMBERS_CHECK
 
 
 def installed() -> bool:
