@@ -45,6 +45,7 @@ class PauseWithoutCheckpoint(FailedPause, RequestAbort):
 # How long the message loop may run without letting other loop callbacks in (status callbacks,
 # suspender trips, control requests). It yields sooner when a callback is already waiting.
 YIELD_EVERY = 0.005
+CLOCK_EVERY = 8  # messages between two looks at the clock
 
 # A stronger request replaces a weaker one still pending.
 _PRIORITY = {"suspend": 0, "pause": 1, "stop": 2, "unresumable": 3, "abort": 3, "halt": 4}
@@ -125,6 +126,7 @@ class Execution:
         exc: BaseException | None = None
         monotonic = time.monotonic
         tick = monotonic()
+        countdown = CLOCK_EVERY
         # asyncio's queue of callbacks ready to run (a suspender trip, a request from another
         # thread): cheap to test at every message, so nothing queued waits for YIELD_EVERY.
         waiting = getattr(self.loop, "_ready", ())
@@ -181,10 +183,16 @@ class Execution:
                         response = await self._wait_on(response, cached)
                 except Exception as err:
                     response, exc = None, err
-                now = monotonic()
-                if waiting or now - tick > YIELD_EVERY:
-                    tick = now
+                if waiting:
                     await asyncio.sleep(0)
+                    continue
+                countdown -= 1
+                if not countdown:  # the clock is read every CLOCK_EVERY messages only
+                    countdown = CLOCK_EVERY
+                    now = monotonic()
+                    if now - tick > YIELD_EVERY:
+                        tick = now
+                        await asyncio.sleep(0)
         except Exception as err:
             # A fault of the engine itself, outside any plan or handler: never a quiet success.
             self.exit_status = "fail"
