@@ -149,12 +149,18 @@ def test_two_processes_with_their_own_iocs_do_not_interfere(tmp_path):
         """
     )
     runs = [
-        subprocess.Popen([sys.executable, "-c", script, str(v)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(v)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for v in (1.5, 2.5)
     ]
-    outputs = [run.communicate(timeout=60)[0].strip() for run in runs]
-    assert [run.returncode for run in runs] == [0, 0]
-    assert outputs == ["[1.5]", "[2.5]"]
+    results = [run.communicate(timeout=60) for run in runs]
+    errors = [err.strip().splitlines()[-5:] for _, err in results]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert [out.strip() for out, _ in results] == ["[1.5]", "[2.5]"], errors
 
 
 def test_an_ioc_started_from_a_thread_that_ends_keeps_running():
