@@ -9,12 +9,13 @@ import bluesky.plan_stubs as bps
 import pytest
 from bluesky.callbacks import LiveTable
 from bluesky.plans import count, scan
-from bluesky.utils import Msg, RunEngineInterrupted
+from bluesky.utils import Msg
 from ophyd.sim import det, det1, det2, motor
 from rich.console import Console
 
 from runengine import RunEngine
 from runengine.callbacks import CallbackWarning, RichTable
+from tests.callbacks.interrupted import paused_and_resumed
 
 ROW = re.compile(r"^\|\s+(\d+) \|")
 
@@ -148,18 +149,9 @@ def pause_once():
 
 
 def test_pause_and_resume_show_as_notes_between_rows(RE):
-    out = io.StringIO()
-    RE.record_interruptions = True
-    token = RE.subscribe(RichTable(file=out))
-    try:
-        with pytest.raises(RunEngineInterrupted):
-            RE(pause_once())
-        result = RE.resume()
-    finally:
-        RE.unsubscribe(token)
-        RE.record_interruptions = False
+    result, text = paused_and_resumed(RE, pause_once(), RichTable)
     assert result.exit_status == "success"
-    lines = out.getvalue().splitlines()
+    lines = text.splitlines()
     kinds = [
         "row"
         if ROW.match(line)
@@ -171,7 +163,7 @@ def test_pause_and_resume_show_as_notes_between_rows(RE):
         for line in lines
     ]
     assert [k for k in kinds if k] == ["row", "paused", "resumed", "row"]
-    assert "requested by plan" in out.getvalue()
+    assert "requested by plan" in text
 
 
 def test_a_missing_field_is_named_and_the_run_succeeds(RE):

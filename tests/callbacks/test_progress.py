@@ -8,12 +8,13 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 import pytest
 from bluesky.plans import count, scan
-from bluesky.utils import Msg, RunEngineInterrupted
+from bluesky.utils import Msg
 from ophyd.sim import det, det1, motor
 
 from runengine import RunEngine
 from runengine.callbacks import ProgressBar
 from runengine.callbacks.progress import Pace, run_length
+from tests.callbacks.interrupted import paused_and_resumed
 
 
 @pytest.fixture(scope="module")
@@ -104,19 +105,10 @@ def test_a_pause_on_the_engine_shows_and_the_run_completes(RE):
         yield from bps.trigger_and_read([det])
         yield from bps.close_run()
 
-    out = io.StringIO()
-    RE.record_interruptions = True
-    token = RE.subscribe(ProgressBar(file=out))
-    try:
-        with pytest.raises(RunEngineInterrupted):
-            RE(plan())
-        result = RE.resume()
-    finally:
-        RE.unsubscribe(token)
-        RE.record_interruptions = False
+    result, text = paused_and_resumed(RE, plan(), ProgressBar)
     assert result.exit_status == "success"
-    assert "[paused]" in out.getvalue()
-    last = final(out.getvalue())
+    assert "[paused]" in text
+    last = final(text)
     assert "2pt" in last and "success" in last and "[paused]" not in last
 
 
