@@ -8,11 +8,17 @@ by keeping a reference to the calling frame (and its line at the time), and form
 only if the warning is actually given: the same warning, a hundredth of the cost. (Outer frames
 are shown at the line they have reached when the warning fires.)
 
+bluesky labels each ``trigger_and_read`` and ``mv`` group with ``short_uid()``, which calls
+``uuid.uuid4()``: a ``getrandom`` system call per event. On a virtual machine a system call can
+cost 10-20 µs once the caches it flushes are counted (0.3 µs in a tight loop, which hides it).
+``install()`` points ``bluesky.utils.new_uid`` at ours (:func:`runengine.documents.new_uid`):
+the same version-4 UUID strings from a PRNG seeded by the OS and reseeded in forked children.
+
 On Python 3.11, ``isinstance(obj, Triggerable)`` (bluesky's protocols are runtime-checkable)
 walks the protocol's MRO on every call to list its members; bluesky asks it per device per
 event. ``install()`` also remembers that list per protocol class (Python 3.12 does so itself).
 
-``RunEngine()`` installs both; set ``RUNENGINE_NO_SPEEDUPS=1`` to keep the originals.
+``RunEngine()`` installs all three; set ``RUNENGINE_NO_SPEEDUPS=1`` to keep the originals.
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from typing import Any
 
 from bluesky import utils as _bluesky_utils
 
+from .documents import new_uid as _new_uid
+
 __all__ = ["install", "installed", "uninstall"]
 
 _Plan = _bluesky_utils.Plan
 _ORIGINAL = (_Plan.__init__, _Plan.__del__)
+_ORIGINAL_NEW_UID = _bluesky_utils.new_uid
 # Python 3.11's typing recomputes a protocol's members at each isinstance (3.12 caches them).
 _MEMBERS_CHECK = getattr(typing, "_is_callable_members_only", None)
 _CACHED_MEMBERS_CHECK = (
@@ -62,11 +71,12 @@ def _plan_del(self: Any) -> None:
 
 
 def install() -> None:
-    """Swap in the cheap stack recording (idempotent; honours RUNENGINE_NO_SPEEDUPS)."""
+    """Swap in the cheap stack recording and uids (idempotent; honours RUNENGINE_NO_SPEEDUPS)."""
     if os.environ.get("RUNENGINE_NO_SPEEDUPS"):
         return
     _Plan.__init__ = _plan_init
     _Plan.__del__ = _plan_del
+    _bluesky_utils.new_uid = _new_uid
     if _CACHED_MEMBERS_CHECK is not None:
         typing._is_callable_members_only = _CACHED_MEMBERS_CHECK
 
@@ -74,6 +84,7 @@ def install() -> None:
 def uninstall() -> None:
     """Restore bluesky's original ``Plan``."""
     _Plan.__init__, _Plan.__del__ = _ORIGINAL
+    _bluesky_utils.new_uid = _ORIGINAL_NEW_UID
     if _MEMBERS_CHECK is not None:
         typing._is_callable_members_only = _MEMBERS_CHECK
 

@@ -87,6 +87,11 @@ class StatusGroups:
         if len(members) > _PRUNE_AT:
             # A group nobody waits on must not grow for ever: forget what finished well.
             members[:] = [t for t in members if not t.done or t.failed]
+        if getattr(status, "done", None) is True and type(getattr(status, "success", None)) is bool:
+            # Finished already (a Signal's trigger): what add_callback would call at once,
+            # without ophyd's callback-signature check and locks (a third of an event's cost).
+            self._settled(tracked)
+            return
         status.add_callback(_Settle(self, tracked))
 
     def _settled(self, tracked: _Tracked) -> None:
@@ -111,6 +116,18 @@ class StatusGroups:
         self.failure = None
         self._failed = None
         self.groups.clear()
+
+    def finished_well(self, group: Hashable) -> bool:
+        """True, and ``group`` forgotten, if every status in it is done and none failed."""
+        members = self.groups.get(group)
+        if members is None:
+            return True
+        for tracked in members:
+            if not tracked.done or tracked.failed:
+                return False
+        del self.groups[group]
+        self._moving_on.discard(group)
+        return True
 
     def _raise_if_failed(self, members: list[_Tracked]) -> None:
         for tracked in members:

@@ -9,6 +9,7 @@ from typing import Any
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import IllegalMessageSequence, Msg, ensure_generator
 
+from ..eager import start
 from ..stepper import REPLAYED
 from ..suspension import tripped_futures
 from .registry import command
@@ -26,21 +27,26 @@ def re_class(RE: Any, msg: Msg) -> type:
 
 
 @command("wait")
-async def wait(RE: Any, msg: Msg) -> bool:
+def wait(RE: Any, msg: Msg) -> Any:
     """Wait for every status in ``group``; True when all are done."""
+    kwargs = msg.kwargs
     if msg.args:
         (group,) = msg.args
-    elif "group" in msg.kwargs:
-        group = msg.kwargs["group"]
+    elif "group" in kwargs:
+        group = kwargs["group"]
     else:
         raise KeyError("Msg('wait') needs a group: Msg('wait', None, group=...)")
     statuses = RE._exec.statuses
-    statuses.waiting_hook = RE.waiting_hook
-    return await statuses.wait(
-        group,
-        timeout=msg.kwargs.get("timeout"),
-        error_on_timeout=msg.kwargs.get("error_on_timeout", True),
-        watch=msg.kwargs.get("watch", ()),
+    hook = statuses.waiting_hook = RE.waiting_hook
+    if hook is None and "watch" not in kwargs and statuses.finished_well(group):
+        return True  # the common case of a Signal's trigger: no coroutine to run
+    return start(
+        statuses.wait(
+            group,
+            timeout=kwargs.get("timeout"),
+            error_on_timeout=kwargs.get("error_on_timeout", True),
+            watch=kwargs.get("watch", ()),
+        )
     )
 
 

@@ -52,3 +52,20 @@ def test_a_plan_never_iterated_still_warns_with_where_it_was_made(toggled):
         gc.collect()
     texts = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert any("plan `null` was never iterated" in t and "test_speedups.py" in t for t in texts)
+
+
+def test_short_uids_are_version_4_uuids_from_ours_and_back(toggled):
+    import uuid
+
+    from bluesky import utils as bluesky_utils
+
+    from runengine import documents
+
+    speedups.install()
+    assert bluesky_utils.new_uid is documents.new_uid
+    assert len({bluesky_utils.new_uid() for _ in range(1000)}) == 1000
+    label = bluesky_utils.short_uid("trigger")
+    assert label.startswith("trigger-") and len(label) == len("trigger-") + 6
+    assert uuid.UUID(bluesky_utils.new_uid()).version == 4
+    speedups.uninstall()
+    assert bluesky_utils.new_uid is speedups._ORIGINAL_NEW_UID
