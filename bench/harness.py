@@ -92,6 +92,8 @@ def measure(case: Case, engines: list[Engine], repeats: int, quick: bool) -> dic
         result["ratio"] = medians["ours"] / medians["bluesky"]
     if "ours" in medians and "bluesky+" in medians:
         result["ratio_plus"] = medians["ours"] / medians["bluesky+"]
+    if "no engine" in medians and "bluesky" in medians:
+        result["ceiling"] = medians["no engine"] / medians["bluesky"]
     return result
 
 
@@ -124,7 +126,7 @@ def quietly():
 # ---- tables ----------------------------------------------------------------------------------
 def throughput_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     header = ["case", "unit", "N", "bluesky/s", "bluesky+/s", "ours/s", "ours/bl", "ours/bl+"]
-    header.append("target")
+    header += ["no engine/s", "ceiling", "target"]
     rows = []
     for r in results:
         med = r["median"]
@@ -140,6 +142,8 @@ def throughput_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
                 f"{med['ours']:.0f}",
                 f"{r.get('ratio', 0):.1f}x",
                 f"{r.get('ratio_plus', 0):.1f}x",
+                f"{med['no engine']:.0f}" if "no engine" in med else "-",
+                f"{r['ceiling']:.1f}x" if "ceiling" in r else "-",
                 met,
             ]
         )
@@ -242,6 +246,9 @@ def render_markdown(report: dict) -> str:
         f"{report['repeats']} repetitions, medians. "
         "`bluesky+` is bluesky's engine with `runengine.speedups` installed (its plan stubs made",
         "cheap to call), so `ours/bl+` compares the engines alone; `ours/bl` is what a user sees.",
+        "`no engine` carries each message out on its device and does nothing else (no documents,",
+        "no event loop: `bench/bare.py`); `ceiling` = no engine / bluesky is the best ratio any",
+        "engine could reach on that plan, the bound set by the plan and its devices.",
         "See [performance](performance.md) for what limits each line.",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores; {m['platform']}",

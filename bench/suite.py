@@ -24,7 +24,9 @@ OPT_IN = ("memory",)
 
 
 def make_engines() -> list[Engine]:
-    """Ours, bluesky as installed, bluesky with runengine.speedups: run in this order."""
+    """Ours, bluesky as installed, bluesky with runengine.speedups, and no engine at all (the
+    floor, :mod:`bare`): run in this order."""
+    from bare import NoEngine
     from bluesky import RunEngine as BlueskyRunEngine
 
     from runengine import RunEngine, speedups
@@ -35,6 +37,7 @@ def make_engines() -> list[Engine]:
         Engine("ours", ours, speedups.install),
         Engine("bluesky", theirs, speedups.uninstall),
         Engine("bluesky+", theirs, speedups.install),
+        Engine("no engine", NoEngine(), speedups.install),
     ]
 
 
