@@ -38,7 +38,7 @@ def wait(RE: Any, msg: Msg) -> Any:
         raise KeyError("Msg('wait') needs a group: Msg('wait', None, group=...)")
     statuses = RE._exec.statuses
     hook = statuses.waiting_hook = RE.waiting_hook
-    if hook is None and "watch" not in kwargs and statuses.finished_well(group):
+    if hook is None and not kwargs.get("watch") and statuses.finished_well(group):
         return True  # the common case of a Signal's trigger: no coroutine to run
     return start(
         statuses.wait(

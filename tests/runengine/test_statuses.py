@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from bluesky import plan_stubs as bps
 from bluesky.utils import FailedStatus, Msg
 from ophyd import Signal, StatusBase
 
@@ -34,7 +35,7 @@ def _trigger_and_wait(device, times=1, results=None):
     yield Msg("open_run")
     for i in range(times):
         yield Msg("trigger", device, group=f"g{i}")
-        answer = yield Msg("wait", None, group=f"g{i}")
+        answer = yield from bps.wait(group=f"g{i}")  # bluesky's: with watch=(), timeout=None
         if results is not None:
             results.append(answer)
     yield Msg("close_run")
