@@ -6,9 +6,12 @@ PVs (``PFX`` is ``--prefix``), besides ``HEARTBEAT``/``UPTIME``/``FAULT:*`` of e
 
 ``PFX mtr1``, ``PFX mtr2``  motor records with the fields ophyd's ``EpicsMotor`` uses: ``.VAL``
     (move target), ``.RBV``, ``.DMOV``, ``.MOVN``, ``.VELO``, ``.ACCL``, ``.EGU``, ``.HLM``,
-    ``.LLM``, ``.HLS``, ``.LLS``, ``.TDIR``, ``.STOP``. Limits (-10, 10) mm, velocity 20 mm/s,
-    a position update every 10 ms. ``.HLM``/``.LLM`` set the control limits of ``.VAL`` (as a
-    real motor record does), so ophyd refuses a target outside them before any put.
+    ``.LLM``, ``.HLS``, ``.LLS``, ``.TDIR``, ``.STOP``. Limits (-10, 10) mm, velocity 20 mm/s.
+    A move takes distance / velocity, as a real motor's does: ``.RBV`` is updated every 10 ms
+    on the way, and the last stretch (shorter than 10 ms) is slept exactly, ending at the
+    target, so a short move at high velocity is done in well under a tick. ``.HLM``/``.LLM``
+    set the control limits of ``.VAL`` (as a real motor record does), so ophyd refuses a
+    target outside them before any put.
 ``PFX mtrN:FAULT:STALL``  fault: while non-zero a move starts (DMOV=0) but never progresses;
     clearing it lets the move finish, ``.STOP`` ends it where it is.
 
@@ -26,7 +29,7 @@ from caproto.server.records import MotorFields
 
 from ._common import SimIOC, main
 
-TICK = 0.01  # seconds between position updates
+TICK = 0.01  # seconds between position updates while far from the target
 
 
 class SimMotorFields(MotorFields):
@@ -110,12 +113,20 @@ class SimMotor(PVGroup):
 
     async def _move(self, sleep) -> None:
         fields = self.fields
-        position = fields.user_readback_value.value
+        position = fields.user_readback_value.value  # where the motor was at time ``last``
         await fields.motor_is_moving.write(1)
         await fields.direction_of_travel.write(1 if self._target >= position else 0)
         last = time.monotonic()
         while True:
-            await sleep(TICK)
+            # A whole tick while far from the target; within a tick of it, only the time left
+            # (distance / velocity, less what passed since ``last``), then arrive exactly.
+            wait, arriving = TICK, None
+            if not self.stall.value:
+                speed = abs(fields.velocity.value or 1.0)
+                left = abs(self._target - position) / speed - (time.monotonic() - last)
+                if left <= TICK:
+                    wait, arriving = max(0.0, left), self._target
+            await sleep(wait)
             now = time.monotonic()
             elapsed, last = now - last, now
             if self._stop:
@@ -126,7 +137,10 @@ class SimMotor(PVGroup):
                 continue
             diff = self._target - position
             step = abs(fields.velocity.value or 1.0) * elapsed
-            position = self._target if abs(diff) <= step else position + math.copysign(step, diff)
+            if self._target == arriving or abs(diff) <= step:  # arriving: unless retargeted
+                position = self._target
+            else:
+                position += math.copysign(step, diff)
             await fields.user_readback_value.write(position)
             await fields.dial_readback_value.write(position)
             if position == self._target:

@@ -85,7 +85,9 @@ class PointDetIOC(SimIOC):
             return 0
         await instance.write(1, verify_value=False)  # Acquire reads 1 while exposing
         x = await self.read_position()
-        await asyncio.sleep(max(0.0, self.acquire_time.value))
+        exposure = self.acquire_time.value
+        if exposure > 0:  # an exposure of 0 does not wait at all
+            await asyncio.sleep(exposure)
         peak = gaussian(x, self.center.value, self.width.value, self.height.value)
         await self.position.write(x)
         await self.value.write(peak + self.noise.value * self._rng.gauss(0.0, 1.0))
