@@ -6,6 +6,17 @@ pitfalls P1-P6 in the hardware study). Readiness is a real CA search answered by
 sleep. IOCs die with the process that started them: on a clean exit (``stop``, the context
 manager, ``atexit``) and when the parent is killed (``PR_SET_PDEATHSIG``).
 
+Ports. caproto binds its UDP sockets with ``SO_REUSEADDR``/``SO_REUSEPORT``, the IOC's search
+socket as well as every client's broadcaster, which binds port 0. Linux lets such a socket
+share a port with another one of its kind without an error. A client socket handed the port
+of an IOC gets no search reply any more (the IOC's socket, bound to the more specific address,
+takes them), and two IOCs on one port share its searches. So the launcher gives each IOC an
+even port ``P`` *outside* the kernel's ephemeral range, where nothing bound to port 0 can
+land, and reserves the pair ``P``, ``P + 1`` with a plain socket on the beacon port ``P + 1``
+for as long as the :class:`IOCProcess` has that port: another launcher, in this process or any
+other, cannot take the pair. An IOC that still finds its port taken (by something that does
+not use this module) is moved to a fresh port, a few times at most.
+
     with IOCProcess("runengine.devices.ioc.motors", "sim:") as ioc:
         use_loopback_client(ioc.port)      # before the first PV of this process
         ...
@@ -17,8 +28,10 @@ import atexit
 import concurrent.futures
 import contextlib
 import ctypes
+import errno
 import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,7 +39,8 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import caproto
 from caproto._commands import read_datagram
@@ -43,22 +57,95 @@ class IOCStartError(RuntimeError):
 
 
 def free_port() -> int:
-    """A port free on 127.0.0.1 for UDP and TCP, with the next port free for the beacons."""
-    for _ in range(200):
-        with socket.socket() as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port = tcp.getsockname()[1]
-            if port >= 65535:
-                continue
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind((LOOPBACK, port))
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as beacon:
-                    beacon.bind((LOOPBACK, port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port pair on 127.0.0.1 after 200 tries")
+    """An even port free on 127.0.0.1 for UDP and TCP, with the next one free for the beacons.
+
+    Both lie outside the kernel's ephemeral range when there is room, so nothing that binds
+    port 0 can take them before the IOC binds them. :class:`IOCProcess` keeps the pair
+    reserved while it has it; this function releases it at once.
+    """
+    port, sink = _reserve_port_pair()
+    sink.close()
+    return port
+
+
+_START_ATTEMPTS = 3  # ports tried by one start when the launcher chose the port
+_PAIR_TRIES = 200  # candidate pairs probed by one reservation
+_ADDRESS_IN_USE = os.strerror(errno.EADDRINUSE)
+_random = random.SystemRandom()  # not the seeded or forked state of the ``random`` module
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to sockets bound to port 0."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 65535  # Linux's default start, and the IANA dynamic range's end
+    return low, high
+
+
+def _port_blocks() -> list[range]:
+    """Even ports ``P`` for IOCs: ``P + 1`` (beacons) and ``P`` both outside the ephemeral range."""
+    low, high = _ephemeral_range()
+    above = high + 1 + (high + 1) % 2
+    below = max(1024, low - 8192)
+    blocks = [range(above, 65534, 2), range(below + below % 2, low - 1, 2)]
+    blocks = [block for block in blocks if len(block)]
+    if sum(map(len, blocks)) < 256:  # (nearly) every port is ephemeral: use them all
+        blocks = [range(1024, 65534, 2)]
+    return blocks
+
+
+def _candidate_ports() -> Iterator[int]:
+    """Random even ports from :func:`_port_blocks`, at most ``_PAIR_TRIES`` of them."""
+    blocks = _port_blocks()
+    weights = [len(block) for block in blocks]
+    for _ in range(_PAIR_TRIES):
+        yield _random.choice(_random.choices(blocks, weights)[0])
+
+
+def _ports_searched_here() -> set[int]:
+    """Ports in this process's ``EPICS_CA_ADDR_LIST``: clients here (and in children that
+    inherit the list) search them, so a new IOC there could answer someone else's search."""
+    ports = set()
+    for entry in os.environ.get("EPICS_CA_ADDR_LIST", "").split():
+        with contextlib.suppress(ValueError, IndexError):
+            ports.add(int(entry.rsplit(":", 1)[1]))
+    return ports
+
+
+def _bindable(kind: socket.SocketKind, port: int) -> bool:
+    """Whether a plain socket (no ``SO_REUSEADDR``) can bind ``127.0.0.1:port`` right now.
+
+    A plain socket conflicts with every other socket on the port, reusing or not."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def _reserve_port_pair() -> tuple[int, socket.socket]:
+    """An even port ``P`` free for UDP and TCP, and a socket bound to ``P + 1`` that holds it.
+
+    Binding ``P + 1`` is the reservation: it succeeds for one launcher only, and every
+    launcher's pair is ``(even, odd)``, so two pairs never overlap. ``P`` is checked after it.
+    """
+    searched = _ports_searched_here()
+    for port in _candidate_ports():
+        if port in searched or port + 1 in searched:
+            continue
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sink.bind((LOOPBACK, port + 1))
+        except OSError:
+            sink.close()
+            continue
+        if _bindable(socket.SOCK_DGRAM, port) and _bindable(socket.SOCK_STREAM, port):
+            sink.setblocking(False)
+            return port, sink
+        sink.close()
+    raise RuntimeError(f"no free port pair on {LOOPBACK} after {_PAIR_TRIES} tries")
 
 
 def unique_prefix(stem: str = "sim") -> str:
@@ -129,6 +216,11 @@ class IOCProcess:
     every runengine IOC serves). ``client_ports``: IOCs this one reads over CA.
     ``start`` raises :class:`IOCStartError` with the IOC's own error output if the process
     exits or does not answer within ``timeout``.
+
+    ``port``: by default the launcher chooses and reserves one (see the module's notes). If
+    the IOC then cannot bind it, the first start moves the IOC to a fresh port, up to
+    ``_START_ATTEMPTS`` ports in all: read ``port`` once it is started. A given port is never
+    changed, nor is the port of an IOC that was ready once (``restart`` keeps it).
     """
 
     def __init__(
@@ -146,11 +238,16 @@ class IOCProcess:
         self.args = list(args)
         self.ready_pv = ready_pv or f"{prefix}HEARTBEAT"
         self.client_ports = list(client_ports)
-        self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self._log = None
         self._final_output = ""
         self._beacon_sink: socket.socket | None = None
+        self._close_sink_on_gc: weakref.finalize | None = None
+        self._may_move = not port  # the launcher chose the port and the IOC was never ready
+        if port:
+            self.port = port
+        else:
+            self._take_new_port()
 
     def __repr__(self) -> str:
         state = "running" if self.alive else "stopped"
@@ -168,9 +265,11 @@ class IOCProcess:
         """Start the process without waiting; :meth:`wait_ready` waits for it."""
         if self.alive:
             return self
-        self._close_files()
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the IOC's output
+        self._close_log()
         self._open_beacon_sink()
+        if self._may_move and not _bindable(socket.SOCK_DGRAM, self.port):
+            self._take_new_port()  # taken since it was reserved, by something not ours
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the IOC's output
         cmd = [sys.executable, "-m", self.module, "--prefix", self.prefix, "-q"]
         cmd += ["--interfaces", LOOPBACK, *self.args]
         env = {**os.environ, **server_env(self.port, self.client_ports)}
@@ -191,26 +290,54 @@ class IOCProcess:
         return self
 
     def wait_ready(self, timeout: float = 20.0) -> IOCProcess:
-        """Search ``ready_pv`` every 50 ms until the IOC answers; raise if it dies or times out."""
+        """Search ``ready_pv`` every 50 ms until the IOC answers; raise if it dies or times out.
+
+        An IOC that exits because its port is taken is started again on a fresh port when the
+        launcher chose that port (see the class notes), each try with its own ``timeout``.
+        """
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            if self._answered_within(timeout):
+                self._may_move = False
+                return self
+            if self.proc is None or self.proc.poll() is not None:
+                taken = _ADDRESS_IN_USE in self.output()
+                if taken and self._may_move and attempt < _START_ATTEMPTS:
+                    self.stop()  # the port is someone else's: leave it to them
+                    self._take_new_port()
+                    self.spawn()
+                    continue
+                why = self._failure("exited before it was ready")
+                if taken:
+                    why += f"\n(port {self.port} was taken; {attempt} port(s) tried)"
+            else:
+                why = f"did not answer a search for {self.ready_pv!r} in {timeout} s"
+                why = self._failure(why)
+            self.stop()
+            raise IOCStartError(why)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _answered_within(self, timeout: float) -> bool:
+        """True once the IOC answers a search from its own port; False if it exits or times out.
+
+        Only a datagram from ``127.0.0.1:<port>``, and not from the search socket itself,
+        counts: a search socket on the IOC's port would read its own request, which parses as a
+        search reply (and keep the IOC from binding the port).
+        """
         deadline = time.monotonic() + timeout
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((LOOPBACK, 0))
+        with _search_socket(avoid=self.port) as sock:
             sock.settimeout(0.05)
             request = _search_datagram(self.ready_pv)
+            ioc, ours = (LOOPBACK, self.port), sock.getsockname()
             while True:
                 if self.proc is None or self.proc.poll() is not None:
-                    why = self._failure("exited before it was ready")
-                    self.stop()
-                    raise IOCStartError(why)
-                sock.sendto(request, (LOOPBACK, self.port))
+                    return False
+                sock.sendto(request, ioc)
                 with contextlib.suppress(TimeoutError, ConnectionRefusedError):
-                    if _answers(sock.recv(65536)):
-                        return self
+                    datagram, sender = sock.recvfrom(65536)
+                    if sender == ioc != ours and _answers(datagram):
+                        return True
                 if time.monotonic() > deadline:
-                    why = f"did not answer a search for {self.ready_pv!r} in {timeout} s"
-                    why = self._failure(why)
-                    self.stop()
-                    raise IOCStartError(why)
+                    return False
 
     def start(self, timeout: float = 20.0) -> IOCProcess:
         """Spawn the IOC and wait until it answers Channel Access searches."""
@@ -227,16 +354,20 @@ class IOCProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self._close_files()
+        self._close_log()
+        self._release_port()
         _running.discard(self)
         return None if proc is None else proc.returncode
 
     def kill(self) -> None:
-        """Fault injection: SIGKILL, no shutdown hooks; ``restart`` brings it back on its port."""
+        """Fault injection: SIGKILL, no shutdown hooks; ``restart`` brings it back on its port.
+
+        The port stays reserved until ``stop``.
+        """
         if self.alive:
             self.proc.kill()
             self.proc.wait()
-        self._close_files()
+        self._close_log()
 
     def restart(self, timeout: float = 20.0) -> IOCProcess:
         """Stop (if running) and start again on the same port and prefix.
@@ -268,26 +399,59 @@ class IOCProcess:
             + (f":\n{tail}" if tail else "")
         )
 
+    def _take_new_port(self) -> None:
+        """Reserve a fresh port pair and hold its beacon port (see :func:`_reserve_port_pair`)."""
+        self._release_port()
+        self.port, sink = _reserve_port_pair()
+        self._hold_sink(sink)
+
+    def _hold_sink(self, sink: socket.socket) -> None:
+        self._beacon_sink = sink
+        self._close_sink_on_gc = weakref.finalize(self, sink.close)
+
     def _open_beacon_sink(self) -> None:
         # P5: with nothing bound to the beacon port, every beacon gets ICMP-refused and caproto
-        # prints tracebacks. A socket here swallows them.
+        # prints tracebacks. A socket here swallows them (and reserves the port pair).
         if self._beacon_sink is None:
             sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             with contextlib.suppress(OSError):
                 sink.bind((LOOPBACK, self.port + 1))
                 sink.setblocking(False)
-                self._beacon_sink = sink
+                self._hold_sink(sink)
                 return
             sink.close()
 
-    def _close_files(self) -> None:
+    def _release_port(self) -> None:
+        if self._close_sink_on_gc is not None:
+            self._close_sink_on_gc()  # closes the sink, once
+            self._close_sink_on_gc = None
+        self._beacon_sink = None
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._final_output = self.output()
             self._log.close()
             self._log = None
-        if self._beacon_sink is not None:
-            self._beacon_sink.close()
-            self._beacon_sink = None
+
+
+def _search_socket(avoid: int) -> socket.socket:
+    """A UDP socket on 127.0.0.1 and a kernel-chosen port other than ``avoid``.
+
+    Holding ``avoid`` would keep the IOC from binding it. (IOC ports lie outside the
+    ephemeral range, so this matters only where every port is ephemeral.)
+    """
+    held = []
+    try:
+        for _ in range(10):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((LOOPBACK, 0))
+            if sock.getsockname()[1] != avoid:
+                return sock
+            held.append(sock)  # kept open until the next bind, so that it gets another port
+        raise RuntimeError(f"the kernel kept handing out port {avoid}")
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _search_datagram(pv: str) -> bytes:
@@ -302,12 +466,22 @@ def _answers(datagram: bytes) -> bool:
 
 
 def start_all(iocs: Sequence[IOCProcess], timeout: float = 20.0) -> None:
-    """Spawn every IOC at once, then wait for each; on any failure stop them all and raise."""
+    """Spawn every IOC at once, then wait for each; on any failure stop them all and raise.
+
+    An IOC moved to a fresh port while starting (its port was taken) is followed: the IOCs
+    that read it over CA (``client_ports``) are restarted with its new port.
+    """
+    chosen = [ioc.port for ioc in iocs]  # the ports given to client_ports before the start
     try:
         for ioc in iocs:
             ioc.spawn()
         for ioc in iocs:
             ioc.wait_ready(timeout)
+        moved = {old: ioc.port for old, ioc in zip(chosen, iocs, strict=True) if old != ioc.port}
+        for ioc in iocs:
+            if moved.keys() & set(ioc.client_ports):
+                ioc.client_ports = [moved.get(p, p) for p in ioc.client_ports]
+                ioc.restart(timeout)
     except BaseException:
         stop_all(iocs)
         raise
