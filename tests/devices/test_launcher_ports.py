@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runengine.devices import launcher
+from runengine.devices import launcher, ports
 from runengine.devices.launcher import (
     IOCProcess,
     IOCStartError,
@@ -35,8 +35,8 @@ def plain_udp(port: int) -> socket.socket:
 
 def pass_the_last_check(monkeypatch, port: int) -> None:
     """The launcher's check just before the spawn finds ``port`` free, whatever holds it."""
-    check = getattr(launcher, "_bindable", None)
-    monkeypatch.setattr(launcher, "_bindable", lambda kind, p: p == port or check(kind, p), False)
+    check = launcher.bindable
+    monkeypatch.setattr(launcher, "bindable", lambda kind, p: p == port or check(kind, p))
 
 
 def simple(**kwargs) -> IOCProcess:
@@ -50,7 +50,7 @@ def test_ioc_ports_are_even_and_outside_the_ephemeral_range():
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except OSError:
         pytest.skip("no /proc/sys/net/ipv4/ip_local_port_range")
-    blocks = getattr(launcher, "_port_blocks", list)()
+    blocks = ports._port_blocks()
     if blocks == [range(1024, 65534, 2)]:
         pytest.skip(f"(nearly) every port is ephemeral here ({low}-{high})")
     for _ in range(50):
@@ -65,7 +65,7 @@ def test_a_reserved_pair_is_not_handed_out_again(monkeypatch):
     first, other = free_port(), free_port()
     assert first != other
     draws = itertools.chain([first, first, first, other], itertools.repeat(first))
-    monkeypatch.setattr(launcher, "_candidate_ports", lambda: draws)
+    monkeypatch.setattr(ports, "_candidate_ports", lambda: draws)
     ioc = simple()
     try:
         assert ioc.port == first
