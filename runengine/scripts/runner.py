@@ -44,6 +44,12 @@ LEFTOVER_SEQUENCE = ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0))
 _PIPE_GRACE = 1.0  # after the group is gone, how long its output may take to arrive
 
 
+def _default_sigint() -> None:  # in the child, between fork and exec
+    # A parent started with SIGINT ignored (`cmd &` in a script, nohup, some CI runners) passes
+    # the ignore on through exec: the script would never see the abort's SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
     """Tells when the process exits, before its pipes close (``Process.wait`` waits for both,
     and a process left behind may hold them open)."""
@@ -338,6 +344,7 @@ class ScriptRunner:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=_default_sigint,
             )
             return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
         except FileNotFoundError as err:

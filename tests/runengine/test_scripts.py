@@ -144,6 +144,26 @@ def test_environment_is_inherited_with_overrides_and_non_utf8_is_replaced(
 
 
 # ---- aborts -----------------------------------------------------------------------------------
+def test_abort_reaches_a_script_even_when_the_engine_was_started_ignoring_sigint(
+    runner, script, tmp_path
+):
+    """``cmd &`` in a shell script, nohup and some CI runners start Python with SIGINT ignored;
+    the script must not inherit that, or the abort's SIGINT would do nothing."""
+
+    async def main():
+        run = await _start_and_wait_ready(runner, script("sleep_forever"), tmp_path / "ready")
+        return run, await run.abort("operator")
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run, result = asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.aborted and result.signal == signal.SIGINT
+    assert "KeyboardInterrupt" in result.stderr_tail[-1]
+    assert not group_alive(run.pgid)
+
+
 def test_abort_sends_sigint_first_and_keyboard_interrupt_ends_the_script(runner, script, tmp_path):
     async def main():
         run = await _start_and_wait_ready(runner, script("sleep_forever"), tmp_path / "ready")
