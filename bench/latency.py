@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import bench_agents
 import bench_interruptions
 import bench_locks
 import bench_sigint
@@ -84,6 +85,24 @@ def _lock_handover(RE) -> dict[str, Callable[[int], tuple[list[float], str]]]:
     }
 
 
+def _file_trigger() -> dict[str, Trials]:
+    """bluesky has no file-trigger agent: ours with inotify beside ours polling every 0.25 s."""
+
+    def reaction(use_watchdog: bool, note: str) -> Trials:
+        def run(n: int) -> tuple[list[float], str]:
+            with quietly():  # the engine's "Pausing..." at each trial
+                return bench_agents.file_reaction(n, use_watchdog=use_watchdog), note
+
+        return run
+
+    return {"inotify": reaction(True, "watchdog"), "polling": reaction(False, "every 0.25 s")}
+
+
+def _expiry() -> dict[str, Trials]:
+    """bluesky has no agent registry: ours, against its bound (timeout + check period)."""
+    return {"ours": lambda n: (bench_agents.expiry_latency(n), "bound 600 ms (0.5 s + 0.1 s)")}
+
+
 def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str, Callable]:
     """Key -> a function returning that case's result, for ``--only`` to pick from."""
     pair = [e for e in engines if e.name in ("ours", "bluesky")]
@@ -128,5 +147,19 @@ def latency_cases(engines: list[Engine], quick: bool, repeats: int) -> dict[str,
             _lock_handover(ours.RE),
             200 if quick else 2000,
             rounds,
+        ),
+        "file-trigger": lambda: alternate(
+            "file created -> engine pausing (FilePausingAgent)",
+            "file-trigger",
+            _file_trigger(),
+            6 if quick else 20,
+            2,
+        ),
+        "expiry": lambda: alternate(
+            "last heartbeat -> expiry event (Registry, timeout 0.5 s)",
+            "expiry",
+            _expiry(),
+            5 if quick else 20,
+            1,
         ),
     }

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-LATENCY_KEYS = ("pause", "trip", "sigint-sleep", "sigint-busy", "lock")
+LATENCY_KEYS = ("pause", "trip", "sigint-sleep", "sigint-busy", "lock", "file-trigger", "expiry")
 
 
 def show(report: dict) -> None:
