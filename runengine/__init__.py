@@ -17,15 +17,18 @@ from bluesky.utils import (
     RunEngineInterrupted,
 )
 
+from .control import EngineBusy
 from .engine import PANIC_MSG, RunEngine, default_scan_id_source
-from .states import STATES, TRANSITIONS, EngineState, TransitionError
+from .states import STATES, TABLE, TRANSITIONS, EngineState, TransitionError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PANIC_MSG",
     "STATES",
+    "TABLE",
     "TRANSITIONS",
+    "EngineBusy",
     "EngineState",
     "FailedPause",
     "FailedStatus",

@@ -7,7 +7,7 @@ from typing import Any
 
 from bluesky.utils import RunEngineInterrupted
 
-__all__ = ["install_interruption_display"]
+__all__ = ["announce", "install_interruption_display"]
 
 
 def _show_interruption(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset=None):
@@ -25,3 +25,8 @@ def install_interruption_display() -> bool:
         return False
     shell.set_custom_exc((RunEngineInterrupted,), _show_interruption)
     return True
+
+
+def announce(text: str) -> None:
+    """Print an engine status line (``Pausing...``) on a line of its own, at once."""
+    print(text, flush=True)

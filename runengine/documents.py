@@ -149,8 +149,16 @@ class RunBundle:
         configuration: dict = {}
         hints: dict = {}
         object_keys: dict = {}
+        owners: dict[str, Any] = {}
         for obj in objs:
             info = self.info[(name, obj)]
+            common = [key for key in info.data_keys if key in owners]
+            if common:
+                raise ValueError(
+                    f"Data keys (field names) from {obj!r} collide with those from "
+                    f"{owners[common[0]]!r} in stream {name!r}. The colliding keys are {common}"
+                )
+            owners.update(dict.fromkeys(info.data_keys, obj))
             obj_name = obj.name
             obj_hints = getattr(obj, "hints", None)
             if obj_hints is not None:

@@ -13,7 +13,7 @@ import inspect
 import threading
 import types
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import bluesky
 import event_model
@@ -31,17 +31,16 @@ from event_model import DocumentNames
 
 from . import speedups
 from .commands import BUILTIN_COMMANDS
-from .console import install_interruption_display
+from .console import announce, install_interruption_display
+from .control import Controller, EngineBusy, Inbox, Outcome, refuse_if_panicked
 from .eager import start
 from .execution import Execution
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .sigint import PromptRequested, SigintHandler
-from .states import EngineState, TransitionError, check_transition, state
+from .states import PANIC_MSG, EngineState, TransitionError
 from .suspension import harden
 
-__all__ = ["PANIC_MSG", "Dispatcher", "RunEngine", "default_scan_id_source"]
-
-PANIC_MSG = "The RunEngine is panicked: call RE.all_is_well() before resuming or running a plan."
+__all__ = ["PANIC_MSG", "Dispatcher", "EngineBusy", "RunEngine", "default_scan_id_source"]
 
 _DOC_NAMES = {member.name: member for member in DocumentNames}
 
@@ -73,15 +72,27 @@ class Dispatcher(_bluesky_re.Dispatcher):
             self.process(sig, doc)
 
 
+class _Call(NamedTuple):
+    """What ``RE(plan)`` hands the loop thread to claim the engine with."""
+
+    plan: Any
+    subs: dict
+    metadata: dict
+    execution: Execution
+
+
 class RunEngine:
     """Execute plans (generators of ``Msg``) and emit documents to subscribers.
 
     Same constructor and surface as ``bluesky.RunEngine``; beyond it: pause requests with a
     name and a permission callback, ``panic()``/``all_is_well()``, and control calls that never
-    block forever.
+    block forever: each one has a definite outcome within :attr:`control_timeout` seconds, or
+    raises :class:`EngineBusy` (the engine's thread is blocked) having changed nothing.
     """
 
     _require_stream_declaration = False
+    #: How long a control call waits for the engine's thread to take it.
+    control_timeout = 5.0
 
     def __init__(
         self,
@@ -108,6 +119,9 @@ class RunEngine:
         self._loop = self.loop = loop if loop is not None else asyncio.new_event_loop()
         _bluesky_re.set_bluesky_event_loop(self._loop)
         self._th = ensure_loop_thread(self._loop)
+        self._inbox = Inbox(self._loop)
+        self._inbox.loop_thread_id = self._th.ident
+        self._controller = Controller(self)
         self.preprocessors = list(preprocessors or [])
         self.context_managers = [SigintHandler] if context_managers is None else context_managers
         self.md_validator = md_validator or default_md_validator
@@ -126,17 +140,12 @@ class RunEngine:
         self.record_interruptions = False
         self.pause_msg = PAUSE_MSG
         self.max_depth: int | None = None
-        self.deferred_pause_requested = False
         self._rewindable = True
-        self._state: EngineState = state("idle")
-        self._panic_return: str | None = None
-        self._exec: Execution | None = None
-        self._blocking = threading.Event()
+        self._exec: Execution | None = None  # written on the loop thread only
         self._temp_tokens: list[int] = []
         self._metadata_per_call: dict = {}
         self._plan: Any = None
         self._suspenders: set = set()
-        self._pause_requests: dict[str, Callable[[], bool]] = {}
         self._command_registry: dict[str, Callable] = {}
         self._plain_commands: dict[str, Callable] = {}  # the subset that never needs awaiting
         for name, handler in BUILTIN_COMMANDS.items():
@@ -146,7 +155,24 @@ class RunEngine:
     @property
     def state(self) -> EngineState:
         """The current state: a str (``'idle'``, ``'running'``, ...) with ``is_<state>``."""
-        return self._state
+        return self._controller.state
+
+    @property
+    def _state(self) -> EngineState:
+        return self._controller.state
+
+    @property
+    def deferred_pause_requested(self) -> bool:
+        """Whether a deferred pause waits for a checkpoint (True until the next call if none)."""
+        return self._controller.deferred_pause
+
+    # bluesky's private name, read by bluesky-queueserver's worker.
+    _deferred_pause_requested = deferred_pause_requested
+
+    @property
+    def pause_requests(self) -> tuple[str, ...]:
+        """Names of the standing pause requests that a resume asks for permission."""
+        return tuple(self._controller.pause_requests)
 
     @property
     def call_returns_result(self) -> bool:
@@ -172,10 +198,14 @@ class RunEngine:
 
     @rewindable.setter
     def rewindable(self, value: bool) -> None:
-        self._rewindable = bool(value)
-        if self._exec is not None:
-            self._exec.cache.rewindable = self._rewindable
-            self._exec.checkpoint()
+        def set_flag() -> None:
+            self._rewindable = bool(value)
+            ex = self._exec
+            if ex is not None and not ex.finished:
+                ex.cache.rewindable = self._rewindable
+                ex.checkpoint()
+
+        self._inbox.call("Setting RE.rewindable", set_flag, timeout=self.control_timeout)
 
     @property
     def ignore_callback_exceptions(self) -> bool:
@@ -187,14 +217,12 @@ class RunEngine:
 
     @property
     def verbose(self) -> bool:
-        return False
+        """Whether state changes are logged at INFO (logger ``runengine.control``)."""
+        return self._controller.verbose
 
-    def _set_state(self, new: str) -> None:
-        old = self._state
-        self._state = check_transition(old, new)
-        hook = self.state_hook
-        if hook is not None:
-            hook(new, old)
+    @verbose.setter
+    def verbose(self, value: bool) -> None:
+        self._controller.verbose = bool(value)
 
     # ---- subscriptions and commands -------------------------------------------------------
     def subscribe(self, func: Callable, name: str = "all") -> int:
@@ -261,13 +289,19 @@ class RunEngine:
         """Run a plan: ``RE(plan, subs=None, **md)``; return the run-start uids.
 
         Raises RunEngineInterrupted when the plan is paused or interrupted, and the plan's own
-        exception when it fails (the engine is then idle, the run closed with 'fail').
+        exception when it fails (the engine is then idle, the run closed with 'fail'). Of two
+        threads calling at once exactly one starts; the other gets RuntimeError and nothing
+        changes.
         """
         if not args or len(args) > 2:
             raise TypeError("RE(plan, subs=None, /, **metadata) takes a plan and optional subs")
         plan = args[0]
         subs = args[1] if len(args) == 2 else None
-        self._refuse_if_panicked()
+        refuse_if_panicked(self.state)
+        if not self.state.is_idle:  # the loop's check is the one that counts; this one is fast
+            raise RuntimeError(f"The RunEngine is in a {self.state} state")
+        if self._inbox.on_loop_thread():
+            raise RuntimeError("RE() cannot be called from its own thread (a plan or a callback)")
         if "raise_if_interrupted" in metadata_kw:
             import warnings
 
@@ -279,22 +313,18 @@ class RunEngine:
                     f"RunEngine.max_depth is set to {self.max_depth}; "
                     f"depth of {depth} was detected."
                 )
-        if not self._state.is_idle:
-            raise RuntimeError(f"The RunEngine is in a {self._state} state")
         subs = normalize_subs_input(subs)
         gen = ensure_generator(plan)
         for wrapper in self.preprocessors:
             gen = wrapper(gen)
-        for token in self._temp_tokens:
-            self.dispatcher.unsubscribe(token)
-        self._temp_tokens = [
-            self.dispatcher.subscribe(func, name) for name, funcs in subs.items() for func in funcs
-        ]
-        self._metadata_per_call = metadata_kw
-        self._plan = plan
-        self.deferred_pause_requested = False
-        self._pause_requests.clear()
-        return self._start(Execution(self, gen))
+        call = _Call(plan, subs, metadata_kw, Execution(self, gen))
+        return self._block(True, lambda: self._event("Starting a plan", "start", call))
+
+    def _event(self, what: str, event: str, *args: Any, keep: bool = False) -> Any:
+        """Post ``event`` to the controller on the loop thread and return its outcome."""
+        return self._inbox.call(
+            what, self._controller.apply, event, *args, timeout=self.control_timeout, keep=keep
+        )
 
     def _hold_start_while_tripped(self, ex: Execution) -> None:
         """On the loop, as the plan starts: wait for every suspender tripped now."""
@@ -305,40 +335,40 @@ class RunEngine:
                 futures.extend(futs)
                 justifications.append(justification)
         if futures:
-            print(
+            announce(
                 "At least one suspender has tripped. "
                 "The plan will begin when all suspenders are ready."
             )
             for justification in justifications:
-                print(f"Justification: {justification}")
-            print("Suspending... To get to the prompt, hit Ctrl-C twice to pause.")
+                announce(f"Justification: {justification}")
+            announce("Suspending... To get to the prompt, hit Ctrl-C twice to pause.")
             ex.stack.push(single_gen(Msg("wait_for", None, futures)))
 
-    def _start(self, ex: Execution) -> tuple | RunEngineResult:
-        self._exec = ex
-        self._blocking.clear()
-        self._set_state("running")
-        return self._block(ex, True, lambda: asyncio.run_coroutine_threadsafe(ex.run(), self._loop))
-
     def _block(
-        self, ex: Execution, raise_if_interrupted: bool, begin: Callable[[], Any]
-    ) -> tuple | RunEngineResult:
-        """Start (``begin()``) and wait in the user's thread until the execution pauses or ends.
+        self, raise_if_interrupted: bool, begin: Callable[[], Any]
+    ) -> tuple | RunEngineResult | Any:
+        """Post a control event (``begin()``) and wait in the user's thread for the segment of
+        the call it starts: until the plan pauses or the call ends.
 
         ``begin`` runs inside the context managers, so a Ctrl+C can never fall between the
-        engine starting and the SIGINT handler being in place.
+        engine starting and the SIGINT handler being in place. An outcome with no segment to
+        wait for is returned as it is.
         """
         with contextlib.ExitStack() as stack:
             for manager in self._context_managers_for_this_thread():
                 stack.enter_context(manager(self))
-            begin()
+            outcome = begin()
+            if not isinstance(outcome, Outcome) or outcome.segment is None:
+                return outcome.value if isinstance(outcome, Outcome) else outcome
+            segment = outcome.segment
             try:
-                self.during_task.block(self._blocking)
+                self.during_task.block(segment)
             except KeyboardInterrupt as interrupt:
                 # After a SigintHandler gave up on a busy engine the user has waited enough.
                 grace = 0.2 if isinstance(interrupt, PromptRequested) else 2.0
-                if not self._keyboard_interrupt(grace):
+                if not self._keyboard_interrupt(segment, grace):
                     raise RunEngineInterrupted(self.pause_msg) from None
+        ex = self._exec
         if ex.paused:
             raise RunEngineInterrupted(self.pause_msg) from None
         if ex.error is not None:
@@ -352,15 +382,14 @@ class RunEngine:
         on_main = threading.current_thread() is threading.main_thread()
         return [m for m in self.context_managers if on_main or m is not BlueskySigintHandler]
 
-    def _keyboard_interrupt(self, grace: float) -> bool:
+    def _keyboard_interrupt(self, segment: threading.Event, grace: float) -> bool:
         """Ctrl+C reached the blocked call: pause now. False if the engine did not answer."""
-        with contextlib.suppress(TransitionError, RuntimeError):
-            self._request_pause(False, None, None, wait=0, who="Ctrl+C")
-        if self._blocking.wait(grace):
+        self._request_pause(False, None, None, wait=0, who="Ctrl+C")
+        if segment.wait(grace):
             return True
-        print(
+        announce(
             f"The RunEngine's thread is busy (a plan or callback is blocking it); it is "
-            f"{self._state} and will pause as soon as it is free. The prompt is yours."
+            f"{self.state} and will pause as soon as it is free. The prompt is yours."
         )
         return False
 
@@ -374,25 +403,6 @@ class RunEngine:
         )
 
     # ---- control ---------------------------------------------------------------------------
-    def _refuse_if_panicked(self) -> None:
-        if self._state.is_panicked:
-            raise RuntimeError(PANIC_MSG)
-
-    def _on_loop(self, func: Callable, *args: Any, timeout: float = 5.0) -> Any:
-        """Run ``func(*args)`` on the loop thread and return its result.
-
-        From the loop thread itself it runs at once (a plan or callback may pause the engine
-        without deadlocking). If the loop is busy for longer than ``timeout`` the request stays
-        queued and None is returned: no control call blocks forever.
-        """
-        if threading.current_thread() is self._th:
-            return func(*args)
-        future = asyncio.run_coroutine_threadsafe(_call(func, *args), self._loop)
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            return None
-
     def request_pause(
         self,
         defer: bool = False,
@@ -404,11 +414,12 @@ class RunEngine:
         """Pause now, or at the next checkpoint with ``defer=True`` (``hard=`` is ``not defer``).
 
         A ``name`` with a ``callback`` makes a standing request: :meth:`resume` refuses until
-        ``callback()`` returns True. Safe to call from any thread, a plan or a callback.
+        ``callback()`` returns True. Safe to call from any thread, a plan or a callback; raises
+        TransitionError when there is nothing to pause (idle, or the plan already ending).
         """
         if hard is not None:
             defer = not hard
-        self._request_pause(defer, name, callback, wait=1.0)
+        self._request_pause(defer, name, callback, wait=self.control_timeout)
 
     def _request_pause(
         self,
@@ -420,18 +431,27 @@ class RunEngine:
     ) -> None:
         """request_pause, waiting at most ``wait`` seconds for the loop to take the request.
 
+        ``wait=0`` queues it and returns at once (Ctrl+C: it stands until the loop is free).
         ``who`` is recorded in the interruptions stream (default: the request's name).
         """
-        self._refuse_if_panicked()
-        ex = self._exec
-        paused = self._state.is_paused
-        if not paused and (ex is None or self._state not in ("running", "suspending", "pausing")):
-            raise TransitionError(f"Cannot pause: the RunEngine is {self._state}.")
-        if name is not None:  # only a request that is taken holds the resume
-            self._pause_requests[name] = callback if callback is not None else (lambda: True)
-        if paused:
-            return  # already paused; a named request still holds the resume
-        self._on_loop(ex.request_pause, defer, who or name or "", timeout=wait)
+        refuse_if_panicked(self.state)
+        event = "pause_deferred" if defer else "pause_now"
+        if wait == 0:
+            self._inbox.post(self._controller.apply, event, name, callback, who or name or "")
+        else:
+            self._inbox.call(
+                "Pausing",
+                self._controller.apply,
+                event,
+                name,
+                callback,
+                who or name or "",
+                timeout=wait,
+            )
+
+    async def _request_pause_coro(self, defer: bool = False) -> None:
+        """bluesky's pause coroutine, run on ``RE.loop`` (bluesky-queueserver's worker does)."""
+        self._request_pause(defer, None, None, wait=self.control_timeout, who="")
 
     def resume(self) -> tuple | RunEngineResult | list[str]:
         """Resume a paused plan from its last checkpoint.
@@ -439,17 +459,11 @@ class RunEngine:
         If a named pause request's callback refuses, nothing happens and the list of names that
         block the resume is returned (and printed).
         """
-        self._refuse_if_panicked()
-        if not self._state.is_paused:
-            raise TransitionError(f"The RunEngine is {self._state}; only a paused plan resumes.")
-        blockers = [name for name, allow in self._pause_requests.items() if not allow()]
-        if blockers:
-            print(f"Cannot resume: these pause requests still hold: {', '.join(blockers)}")
-            return blockers
-        self._pause_requests.clear()
-        ex = self._exec
-        self._blocking.clear()
-        return self._block(ex, True, lambda: self._on_loop(ex.decide, "resume", ""))
+        refuse_if_panicked(self.state)
+        outcome = self._block(True, lambda: self._event("Resuming", "resume"))
+        if isinstance(outcome, list):
+            announce(f"Cannot resume: these pause requests still hold: {', '.join(outcome)}")
+        return outcome
 
     def stop(self) -> tuple | RunEngineResult:
         """End the plan, running its cleanup; runs close with exit_status 'success'."""
@@ -463,49 +477,48 @@ class RunEngine:
         """End the plan now, skipping its cleanup; runs close with exit_status 'abort'."""
         return self._interrupt("halt", "")
 
-    def _interrupt(self, kind: str, reason: str) -> tuple | RunEngineResult | None:
-        self._refuse_if_panicked()
-        if self._state.is_idle:
-            raise TransitionError("RunEngine is already idle.")
-        ex = self._exec
-        if self._state.is_paused:
-            self._blocking.clear()
-            return self._block(ex, False, lambda: self._on_loop(ex.decide, kind, reason))
-        self._on_loop(ex.request_interrupt, kind, reason)
-        return None
+    def _interrupt(self, kind: str, reason: str) -> tuple | RunEngineResult:
+        # From paused the call carries on here until the plan's cleanup is done; from running
+        # (another thread) it returns at once with the state already stopping/aborting/halting.
+        refuse_if_panicked(self.state)
+        what = {"stop": "Stopping", "abort": "Aborting", "halt": "Halting"}[kind]
+        return self._block(False, lambda: self._event(what, kind, reason))
 
     def panic(self) -> None:
         """Emergency stop from any state and thread: a running plan is aborted for good.
 
-        A paused plan stays paused. Nothing runs or resumes until :meth:`all_is_well`.
+        A paused plan stays paused. Nothing runs or resumes until :meth:`all_is_well`. If the
+        engine's thread is blocked, the panic stays queued (EngineBusy says so) and takes effect
+        before anything else the moment the thread is free.
         """
-        prior = self._state
-        if prior.is_panicked:
-            return
-        self._panic_return = "paused" if prior.is_paused else "idle"
-        self._set_state("panicked")
-        ex = self._exec
-        if ex is not None and not prior.is_paused and not prior.is_idle:
-            self._on_loop(ex.request_interrupt, "abort", "panic")
+        self._event("Panicking", "panic", keep=True)
 
     def all_is_well(self) -> None:
-        """Lift a panic: back to idle, or to paused if the panic came while paused."""
-        if not self._state.is_panicked:
-            return
+        """Lift a panic: back to idle, or to paused if the panic came while paused.
+
+        If the aborted plan is still cleaning up, waits for it (at most ``control_timeout``).
+        """
+        self._event("Lifting the panic", "all_is_well")
         ex = self._exec
-        if self._panic_return == "idle" and ex is not None and not ex.finished:
-            self._blocking.wait(10)
-        self._set_state(self._panic_return or "idle")
-        self._panic_return = None
+        if ex is not None and self.state in ("aborting", "halting"):
+            ex.segment.wait(self.control_timeout)
 
     def reset(self) -> None:
         """Halt whatever runs, forget the call's state and drop every subscription."""
-        if not self._state.is_idle and not self._state.is_panicked:
-            with contextlib.suppress(RunEngineInterrupted):
+        if not self.state.is_idle and not self.state.is_panicked:
+            with contextlib.suppress(RunEngineInterrupted, TransitionError):
                 self.halt()
-        self._exec = None
-        self._temp_tokens = []
-        self.dispatcher.unsubscribe_all()
+            ex = self._exec
+            if ex is not None:
+                ex.segment.wait(self.control_timeout)
+
+        def forget() -> None:
+            if self.state.is_idle:
+                self._exec = self._controller.ex = None
+            self._temp_tokens = []
+            self.dispatcher.unsubscribe_all()
+
+        self._inbox.call("Resetting", forget, timeout=self.control_timeout)
 
     # ---- suspenders ------------------------------------------------------------------------
     def install_suspender(self, suspender: Any) -> None:
@@ -531,15 +544,16 @@ class RunEngine:
         post_plan: Any = None,
         justification: str | None = None,
     ) -> None:
-        """Suspend until ``fut()`` (an awaitable factory) resolves, then rewind and go on."""
+        """Suspend until ``fut()`` (an awaitable factory) resolves, then rewind and go on.
+
+        Fire-and-forget, as in bluesky: ignored when nothing runs or the plan is ending.
+        """
+        self._inbox.post(self._suspend, fut, pre_plan, post_plan, justification)
+
+    def _suspend(self, *suspension: Any) -> None:
         ex = self._exec
-        if ex is None or not ex.started or self._state.is_idle or self._state.is_panicked:
+        if ex is None or not ex.started or ex.finished:
             # Not started: a request queued on the loop before this plan began belongs to an
             # earlier call (or to a suspender tripped since, which the start checks anyway).
             return
-        print("Suspending....To get prompt hit Ctrl-C twice to pause.")
-        self._on_loop(ex.request_suspend, fut, pre_plan, post_plan, justification)
-
-
-async def _call(func: Callable, *args: Any) -> Any:
-    return func(*args)
+        self._controller.apply("suspend", *suspension)

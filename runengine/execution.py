@@ -1,13 +1,18 @@
 """One call of the engine: the message loop, its interruptions and its cleanup.
 
-Everything here runs on the loop thread. Control requests from other threads arrive through
-``loop.call_soon_threadsafe`` (see ``RunEngine._on_loop``) and are acted on between messages;
-a command that is waiting (a ``sleep``, a ``wait``) is cancelled so that happens at once.
+Everything here runs on the loop thread. The state is the controller's (``runengine.control``):
+a control request sets :attr:`Execution.interrupt` through the controller and cuts short the
+command that is waiting (a ``sleep``, a ``wait``); the message loop acts on it at the next
+message boundary and tells the controller what happened (the plan parked, a suspension began,
+the plan ended), which moves the state by the table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +28,9 @@ from bluesky.utils import (
     single_gen,
 )
 
+from .console import announce
 from .eager import Suspended, start
+from .states import PRIORITY, TransitionError
 from .statuses import StatusGroups
 from .stepper import REPLAYED, UNCACHEABLE, MessageCache, PlanFinished, PlanStack, replay
 from .suspension import tripped_futures
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
     from .engine import RunEngine
 
 __all__ = ["Execution"]
+
+logger = logging.getLogger(__name__)
 
 
 class PauseWithoutCheckpoint(FailedPause, RequestAbort):
@@ -47,21 +56,16 @@ class PauseWithoutCheckpoint(FailedPause, RequestAbort):
 YIELD_EVERY = 0.005
 CLOCK_EVERY = 8  # messages between two looks at the clock
 
-# A stronger request replaces a weaker one still pending.
-_PRIORITY = {"suspend": 0, "pause": 1, "stop": 2, "unresumable": 3, "abort": 3, "halt": 4}
 _EXCEPTIONS = {
     "stop": RequestStop,
     "abort": RequestAbort,
     "halt": PlanHalt,
     "unresumable": PauseWithoutCheckpoint,
 }
-_STATES = {"stop": "stopping", "abort": "aborting", "halt": "halting", "unresumable": "aborting"}
-_MESSAGES = {
-    "stop": "Stopping: running cleanup and marking exit_status as 'success'...",
-    "abort": "Aborting: running cleanup and marking exit_status as 'abort'...",
-    "halt": "Halting: skipping cleanup and marking exit_status as 'abort'...",
-    "unresumable": "No checkpoint to resume from: aborting instead of pausing...",
-}
+_ROGUE_INTERRUPT = (
+    "An unknown external library has improperly raised KeyboardInterrupt. "
+    "Intercepting and triggering a HALT."
+)
 
 
 class _CutShort:
@@ -104,11 +108,14 @@ class Execution:
         self.finished = False
         self.started = False  # set on the loop when the first message is about to be taken
         self.interrupt: tuple[str, Any] | None = None
-        self.deferred_pause = False
         self.pause_requested_by = ""
         self.inflight: asyncio.Task | None = None
-        self._decision: asyncio.Future | None = None
-        self._held_suspensions: list[tuple] = []
+        self.task: asyncio.Task | None = None
+        # Set when the plan parks (paused) or the call ends: what the user's thread waits for.
+        self.segment = threading.Event()
+        self.decision: asyncio.Future | None = None  # while parked: resume, stop, abort or halt
+        self.held_suspensions: list[tuple] = []
+        self._raised_by_replayed = False  # the pending exception came from a cached message
         self.in_suspension = False  # from _start_suspender to the end of its post_plan
         # Called at the very end of the call, last added first, whatever ended it (stop, abort,
         # halt, panic, an exception): commands register what must never outlive the plan
@@ -183,6 +190,10 @@ class Execution:
                         response = await self._wait_on(response, cached)
                 except Exception as err:
                     response, exc = None, err
+                    self._raised_by_replayed = cached
+                except KeyboardInterrupt:
+                    response, exc = None, None
+                    self._rogue_interrupt()
                 if waiting:
                     await asyncio.sleep(0)
                     continue
@@ -215,8 +226,19 @@ class Execution:
         finally:
             self.inflight = None
 
+    def _rogue_interrupt(self) -> None:
+        """Something raised KeyboardInterrupt on the loop thread: halt, as bluesky does."""
+        announce(_ROGUE_INTERRUPT)
+        with contextlib.suppress(TransitionError):
+            self.engine._controller.apply("halt")
+
     def _plan_raised(self, err: BaseException) -> None:
-        if isinstance(err, RequestStop):
+        if isinstance(err, KeyboardInterrupt):
+            self._rogue_interrupt()
+            self.interrupted = True
+            self.exit_status = "abort"
+            self.exception = err
+        elif isinstance(err, RequestStop):
             self.interrupted = True
             self.exception = err
         elif isinstance(err, RequestAbort | FailedPause | PlanHalt | asyncio.CancelledError):
@@ -228,68 +250,14 @@ class Execution:
             self.reason = self.reason or str(err) or repr(err)
             self.exception = self.error = err
 
-    # ---- requests from control calls (on the loop thread) ---------------------------------
-    def _request(self, kind: str, payload: Any) -> None:
+    # ---- requests, from the controller (on the loop thread) -------------------------------
+    def cut_short(self, kind: str, payload: Any) -> None:
+        """Act on ``kind`` at the next message boundary; cancel the command that waits now."""
         current = self.interrupt
-        if current is None or _PRIORITY[kind] >= _PRIORITY[current[0]]:
+        if current is None or PRIORITY[kind] >= PRIORITY[current[0]]:
             self.interrupt = (kind, payload)
         if self.inflight is not None:
             self.inflight.cancel()
-
-    def _state(self, new: str) -> None:
-        engine = self.engine
-        if not engine.state.is_panicked and engine.state != new:
-            engine._set_state(new)
-
-    def request_pause(self, defer: bool, who: str) -> None:
-        if self.finished:
-            return
-        self.pause_requested_by = who
-        if defer:
-            self.deferred_pause = True
-            self.engine.deferred_pause_requested = True
-            print("Deferred pause acknowledged. Continuing to checkpoint.")
-            return
-        print("Pausing...")
-        if self.engine.state == "running":
-            self._state("pausing")
-        self._request("pause", who)
-
-    def request_interrupt(self, kind: str, reason: str) -> None:
-        if self.finished:
-            return
-        print(_MESSAGES[kind])
-        self._state(_STATES[kind])
-        self._request(kind, reason)
-
-    def request_suspend(self, fut: Any, pre_plan: Any, post_plan: Any, justification: Any) -> None:
-        if self.finished or self.engine.state in ("stopping", "aborting", "halting"):
-            return  # the plan is ending; its cleanup is not suspended (no such transition)
-        suspension = (fut, pre_plan, post_plan, justification)
-        if self.in_suspension:
-            # One suspension at a time: this one starts when the current one's post_plan is done
-            # (its own pre/post plans never run inside the other's).
-            self._held_suspensions.append(suspension)
-            return
-        if not self.cache.resumable:
-            print("No checkpoint; cannot suspend.")
-            self.request_interrupt("unresumable", "")
-            return
-        if self.paused:
-            self._held_suspensions.append(suspension)
-            return
-        print(f"Suspension occurred at {time.ctime()}.")
-        if self.engine.state == "running":
-            self._state("suspending")
-        self._held_suspensions.append(suspension)
-        self._request("suspend", None)
-
-    def decide(self, kind: str, reason: str) -> None:
-        """While paused: 'resume', 'stop', 'abort' or 'halt'."""
-        if self._decision is not None and not self._decision.done():
-            if kind != "resume":
-                print(_MESSAGES[kind])
-            self._decision.set_result((kind, reason))
 
     # ---- acting on requests, between messages ---------------------------------------------
     async def _interrupted(self, response: Any, exc: BaseException | None) -> tuple:
@@ -299,31 +267,32 @@ class Execution:
             owed = REPLAYED if response.cached else None
         else:
             owed = response
+        if exc is not None and self._raised_by_replayed and kind in ("pause", "suspend"):
+            # The message that raised is replayed on resume: its replay decides, not this error
+            # (a device that lost its connection as a suspender tripped fails, then recovers).
+            logger.info("Forgiving %r: the message that raised it is replayed.", exc)
+            owed, exc = REPLAYED, None
+        control = self.engine._controller
         if kind == "pause":
-            if self.engine.state == "suspending":
-                # This pause overtook a suspension not acted on yet (held until the resume);
-                # suspending -> pausing is no transition of the table.
-                self._state("running")
             if not self.cache.resumable:
-                self._state("pausing")
+                control.apply("no_checkpoint")
                 return self._begin("unresumable", "")
             kind, payload = await self._pause()
             if kind == "resume":
                 self._resume(owed, exc)
                 return None, None
         if kind == "suspend":
-            self._state("running")
-            for fut, pre, post, why in self._held_suspensions:
+            control.apply("suspension_began")
+            for fut, pre, post, why in self.held_suspensions:
                 start_msg = Msg("_start_suspender", None, pre, post, why, fut)
                 self.stack.push(single_gen(start_msg), owed, exc)
                 owed, exc = None, None  # the one below has not started: it must be sent None
-            self._held_suspensions.clear()
+            self.held_suspensions.clear()
             return None, None
         return self._begin(kind, payload)
 
     def _begin(self, kind: str, reason: str) -> tuple:
-        """Start a stop, abort or halt: the exception to throw into the plan."""
-        self._state(_STATES[kind])
+        """Start a stop, abort or halt (the state already says so): what to throw into the plan."""
         self.interrupted = True
         if kind != "stop":
             self.exit_status = "abort"
@@ -336,21 +305,18 @@ class Execution:
 
     async def _pause(self) -> tuple[str, str]:
         """Pause: stop what moves, tell the user's thread, and wait for a decision."""
-        self._state("pausing")
-        self.deferred_pause = False  # this pause answers any deferred request too
-        self.engine.deferred_pause_requested = False
         for bundle in self.runs.values():
             bundle.record_interruption("pause", self.pause_requested_by)
         self.hold_devices()
-        self._state("paused")
         self.paused = True
-        self._decision = self.loop.create_future()
-        self.engine._blocking.set()
+        self.decision = self.loop.create_future()
+        self.engine._controller.apply("parked")
+        self.segment.set()
         try:
-            return await self._decision
+            return await self.decision
         finally:
             self.paused = False
-            self._decision = None
+            self.decision = None
 
     def hold_devices(self) -> None:
         """What a pause or suspension does to hardware: stop movers, pause Pausables."""
@@ -373,14 +339,13 @@ class Execution:
                 obj.resume()
 
     def _resume(self, owed: Any, exc: BaseException | None) -> None:
-        self._state("running")
         self.release_devices()
         for bundle in self.runs.values():
             bundle.record_interruption("resume")
         self.stack.push(self.rewind(), owed, exc)
-        for fut, pre, post, why in self._held_suspensions:
+        for fut, pre, post, why in self.held_suspensions:
             self.stack.push(single_gen(Msg("_start_suspender", None, pre, post, why, fut)))
-        self._held_suspensions.clear()
+        self.held_suspensions.clear()
         # A suspender that tripped while we were paused could not ask to suspend: ask it now.
         for fut in tripped_futures(self.engine.suspenders):
             why = "a suspender tripped while paused"
@@ -453,11 +418,9 @@ class Execution:
         finally:
             self._run_cleanups()
             self.finished = True
-            if engine.state.is_panicked:
-                engine._panic_return = "idle"
-            else:
-                engine._set_state("idle")
-            engine._blocking.set()
+            if engine._inbox.on_loop_thread():  # not when the garbage collector closes us
+                engine._controller.apply("ended")
+            self.segment.set()
 
     def _run_cleanups(self) -> None:
         while self.cleanups:

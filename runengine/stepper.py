@@ -136,16 +136,16 @@ def replay(msgs: Iterable[Msg]) -> Generator[Msg, Any, None]:
 class MessageCache:
     """Messages processed since the last checkpoint: what a resume replays.
 
-    ``msgs is None`` means there is no checkpoint to return to: none reached yet in this call
-    (the seed's rule: a plan paused before its first checkpoint is aborted, not replayed from
-    its start), or the plan cleared its checkpoint, which holds for the rest of the call
-    (bluesky's sticky ``clear_checkpoint``).
+    The start of a call counts as a checkpoint, as in bluesky: a plan paused before its first
+    ``checkpoint`` replays from its start. ``msgs is None`` means there is no checkpoint to
+    return to: the plan cleared it, which holds for the rest of the call (bluesky's sticky
+    ``clear_checkpoint``).
     """
 
     __slots__ = ("cleared", "msgs", "rewindable")
 
     def __init__(self) -> None:
-        self.msgs: list[Msg] | None = None
+        self.msgs: list[Msg] | None = []
         self.cleared = False
         self.rewindable = True
 

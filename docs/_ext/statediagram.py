@@ -1,10 +1,9 @@
 """Sphinx directive ``state-diagram``: the engine's state machine, drawn from its own table.
 
-Everything comes from :data:`runengine.states.TRANSITIONS` at build time: a diagram (inline SVG,
-drawn with matplotlib) and a table of every allowed transition with what triggers it. The
-triggers are written here, in :data:`TRIGGERS`; the build warns (and fails under ``-W``) when
-the engine's table has a transition this file does not explain, or the other way round, so
-the page cannot drift from the code.
+Everything comes from :data:`runengine.states.TABLE` at build time: a diagram (inline SVG,
+drawn with matplotlib) of the transitions it allows, and the table itself, one row per
+``(state, event)`` with the next state and the message the engine prints. Nothing is written
+here, so the page cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -14,50 +13,7 @@ import math
 import re
 
 from docutils import nodes
-from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
-
-logger = logging.getLogger(__name__)
-
-# (from, to) -> what makes the engine take that transition.
-TRIGGERS: dict[tuple[str, str], str] = {
-    ("idle", "running"): "`RE(plan)`",
-    ("idle", "panicked"): "`RE.panic()`",
-    ("running", "idle"): "the plan ends (success or failure); runs are closed",
-    ("running", "pausing"): "`RE.request_pause()`, a deferred pause reaching a checkpoint, "
-    "`Msg('pause')`, Ctrl+C",
-    ("running", "suspending"): "a suspender trips (`RE.request_suspend`)",
-    ("running", "stopping"): "`RE.stop()` from another thread",
-    ("running", "aborting"): "`RE.abort()` from another thread",
-    ("running", "halting"): "`RE.halt()` from another thread",
-    ("running", "panicked"): "`RE.panic()`: the run is aborted for good",
-    ("pausing", "paused"): "movers stopped, `Pausable` devices paused, monitors suspended",
-    ("pausing", "idle"): "the plan ended before the pause took effect",
-    ("pausing", "aborting"): "no checkpoint to resume from: aborted instead; or `RE.abort()`",
-    ("pausing", "halting"): "`RE.halt()`",
-    ("pausing", "panicked"): "`RE.panic()`",
-    ("suspending", "running"): "the suspension begins: the plan waits for the suspender, "
-    "then rewinds to its last checkpoint",
-    ("suspending", "idle"): "the plan ended before the suspension took effect",
-    ("suspending", "aborting"): "no checkpoint to suspend to; or `RE.abort()`",
-    ("suspending", "halting"): "`RE.halt()`",
-    ("suspending", "panicked"): "`RE.panic()`",
-    ("paused", "running"): "`RE.resume()` (when no permission callback refuses)",
-    ("paused", "stopping"): "`RE.stop()`",
-    ("paused", "aborting"): "`RE.abort()`",
-    ("paused", "halting"): "`RE.halt()`",
-    ("paused", "idle"): "allowed by the table, as in bluesky's",
-    ("paused", "panicked"): "`RE.panic()`: stays resumable after `RE.all_is_well()`",
-    ("stopping", "idle"): "cleanup done; runs closed with `exit_status='success'`",
-    ("aborting", "idle"): "cleanup done; runs closed with `exit_status='abort'`",
-    ("halting", "idle"): "devices stopped and unstaged, runs closed with `'abort'` "
-    "(no plan cleanup)",
-    ("stopping", "panicked"): "`RE.panic()`",
-    ("aborting", "panicked"): "`RE.panic()`",
-    ("halting", "panicked"): "`RE.panic()`",
-    ("panicked", "idle"): "`RE.all_is_well()` after a panic while idle or running",
-    ("panicked", "paused"): "`RE.all_is_well()` after a panic while paused",
-}
 
 ANY = "any other state"
 
@@ -179,51 +135,39 @@ def render_svg(transitions: dict) -> str:
     )
 
 
-def check(transitions: dict) -> tuple[list, list]:
-    """(transitions without a trigger here, triggers of transitions not in the table)."""
-    table = {(old, new) for old, targets in transitions.items() for new in targets}
-    return sorted(table - set(TRIGGERS)), sorted(set(TRIGGERS) - table)
-
-
 class StateDiagram(SphinxDirective):
-    """``state-diagram``: the diagram and the transition table of ``runengine.states``."""
+    """``state-diagram``: the diagram and the rule table of ``runengine.states``."""
 
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        from runengine.states import STATES, TRANSITIONS
+        from runengine.states import EVENTS, STATES, TABLE, TRANSITIONS
 
-        undocumented, stale = check(TRANSITIONS)
-        for old, new in undocumented:
-            logger.warning(
-                f"state-diagram: transition {old} -> {new} has no trigger in docs/_ext",
-                location=self.get_location(),
-            )
-        for old, new in stale:
-            logger.warning(
-                f"state-diagram: {old} -> {new} is described but not in TRANSITIONS",
-                location=self.get_location(),
-            )
         svg = render_svg(TRANSITIONS)
         figure = nodes.raw("", f'<div class="state-diagram">{svg}</div>', format="html")
-        table = self._table(STATES, TRANSITIONS)
-        return [figure, table]
+        return [figure, self._table(STATES, TABLE, EVENTS)]
 
-    def _table(self, states, transitions) -> nodes.table:
+    def _table(self, states, table_rules, events) -> nodes.table:
         table = nodes.table(classes=["state-transitions"])
-        group = nodes.tgroup(cols=3)
+        group = nodes.tgroup(cols=4)
         table += group
-        for width in (14, 14, 72):
+        for width in (12, 40, 14, 34):
             group += nodes.colspec(colwidth=width)
         head = nodes.thead()
         group += head
-        head += self._row(["from", "to", "trigger"])
+        head += self._row(["in", "when", "goes to", "and prints"])
         body = nodes.tbody()
         group += body
-        for old in states:
-            for new in states:
-                if new in transitions[old]:
-                    body += self._row([old, new, TRIGGERS.get((old, new), "")])
+        order = {name: i for i, name in enumerate(states)}
+        event_order = {name: i for i, name in enumerate(events)}
+        for (old, event), rule in sorted(
+            table_rules.items(), key=lambda item: (order[item[0][0]], event_order[item[0][1]])
+        ):
+            if rule.effect == "nothing" and rule.next == old:
+                continue  # accepted and changes nothing: not worth a row
+            new = "the state beneath the panic" if rule.next == "<beneath>" else rule.next
+            when = f"{events[event]} ({event})"
+            body += self._row([old, when, "stays" if new == old else new, rule.message])
         return table
 
     def _row(self, cells: list[str]) -> nodes.row:

@@ -84,10 +84,8 @@ def checkpoint(RE: Any, msg: Msg) -> None:
                 "Cannot 'checkpoint' after 'create' and before 'save'. Aborting!"
             )
     ex.checkpoint()
-    if ex.deferred_pause:
-        ex.deferred_pause = False
-        RE.deferred_pause_requested = False
-        ex.request_pause(False, ex.pause_requested_by)
+    if RE._controller.deferred_pause:
+        RE._controller.apply("deferred_due", None, None, ex.pause_requested_by)
 
 
 @command("clear_checkpoint")
@@ -203,7 +201,7 @@ def start_suspender(RE: Any, msg: Msg) -> None:
         finally:
             ex.in_suspension = False
         # Suspensions requested meanwhile start now, each with its own pre and post plans.
-        held, ex._held_suspensions[:] = list(ex._held_suspensions), []
+        held, ex.held_suspensions[:] = list(ex.held_suspensions), []
         for fut_, pre, post, why in held:
             yield Msg("_start_suspender", None, pre, post, why, fut_)
         yield Msg("rewindable", None, was_rewindable)

@@ -62,7 +62,9 @@ async def run_script(RE: Any, msg: Msg) -> Any:
     steps = _STEPS.setdefault(ex, {})
     known = steps.get(id(msg))
     if known is not None and known[0] is msg:
-        return known[1]  # a replay after a pause or suspension: never run a script twice
+        # A replay after a pause or suspension: never run a script twice; answer as it did.
+        result = known[1]
+        return result.check() if msg.kwargs.get("check", True) else result
     options = dict(msg.kwargs)
     on_pause = options.pop("on_pause", "finish")
     if on_pause not in _ON_PAUSE:

@@ -260,7 +260,7 @@ class RemoteServer:
         RE = self.RE
         return {
             "state": str(RE.state),
-            "pause_requests": sorted(getattr(RE, "_pause_requests", {})),
+            "pause_requests": sorted(RE.pause_requests),
             "suspenders": len(getattr(RE, "suspenders", ())),
         }
 

@@ -271,3 +271,28 @@ def test_statuses_that_only_call_back(RE):
     threading.Timer(0.1, status.finish).start()
     RE([Msg("trigger", Lazy(), group="g"), Msg("wait", None, group="g")])
     assert RE.state == "idle" and status.done
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_two_devices_with_the_same_data_keys_are_refused(RE, docs, declared):
+    """One event cannot hold two readings of one key: both engines raise ValueError naming
+    the objects, and the run closes with 'fail' (ours used to keep the last one silently)."""
+    from bluesky import RunEngine as BlueskyRunEngine
+    from ophyd.sim import SynGauss, motor
+
+    twin = SynGauss("det", motor, "motor", center=0, Imax=1)  # det's name, det's keys
+    plan = [Msg("open_run")]
+    if declared:
+        plan.append(Msg("declare_stream", None, det, twin, name="primary"))
+    plan += [Msg("create", name="primary"), Msg("read", det), Msg("read", twin), Msg("save")]
+    plan.append(Msg("close_run"))
+    theirs = BlueskyRunEngine({}, context_managers=[])
+    stops = []
+    theirs.subscribe(lambda name, doc: stops.append(doc["exit_status"]), "stop")
+    with pytest.raises(ValueError):
+        theirs(list(plan))
+    with pytest.raises(ValueError, match="collide"):
+        RE(list(plan))
+    assert [d["exit_status"] for n, d in docs if n == "stop"] == stops == ["fail"]
+    assert not [d for n, d in docs if n == "event"]
+    assert RE.state == "idle"

@@ -10,7 +10,7 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from ophyd.sim import SynAxis, SynGauss
 
-from runengine import RunEngineInterrupted, TransitionError
+from runengine import RunEngine, RunEngineInterrupted, TransitionError
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_control_verbs_from_idle_raise(RE):
         RE.request_pause()
     with pytest.raises(TransitionError):
         RE.request_pause(name="beam", callback=lambda: False)
-    assert RE._pause_requests == {}  # a refused request leaves nothing behind to hold a resume
+    assert RE.pause_requests == ()  # a refused request leaves nothing behind to hold a resume
 
 
 def test_panic_while_running_aborts_for_good_until_all_is_well(RE, docs, devices):
@@ -358,13 +358,27 @@ def test_pausable_devices_are_told_and_may_refuse_the_replay(RE, refuse):
     assert det.calls == expected
 
 
-def test_pausing_before_the_first_checkpoint_aborts_as_the_seed_says(RE, docs):
-    """ "If a scan ... has not yet reached a checkpoint ... If paused, it will abort instead." """
-    later(0.1, RE.request_pause)
-    with pytest.raises(RunEngineInterrupted):
-        RE([Msg("open_run"), Msg("sleep", None, 2), Msg("checkpoint"), Msg("close_run")])
-    assert RE.state == "idle"
-    assert docs[-1][1]["exit_status"] == "abort"
+@pytest.mark.parametrize("rewindable", [True, False])
+def test_a_pause_before_the_first_checkpoint_pauses_as_in_bluesky(rewindable):
+    """Paused before any checkpoint: paused, and the resume replays from the plan's start (or
+    goes on in place when not rewindable). Same messages, states and stops on both engines."""
+    from bluesky import RunEngine as BlueskyRunEngine
+
+    outcomes = []
+    for engine in (BlueskyRunEngine({}, context_managers=[]), RunEngine({}, context_managers=[])):
+        engine.rewindable = rewindable
+        commands, stops, states = [], [], []
+        engine.msg_hook = lambda msg, commands=commands: commands.append(msg.command)
+        engine.state_hook = lambda new, old, states=states: states.append(str(new))
+        engine.subscribe(lambda name, doc, stops=stops: stops.append(doc["exit_status"]), "stop")
+        plan = [Msg("open_run"), Msg("null"), Msg("pause"), Msg("null"), Msg("close_run")]
+        with pytest.raises(RunEngineInterrupted):
+            engine(plan)
+        paused = str(engine.state)
+        engine.resume()
+        outcomes.append((paused, commands, states, stops))
+    assert outcomes[0][0] == "paused"
+    assert outcomes[1] == outcomes[0]
 
 
 def test_a_point_emitted_before_the_pause_is_not_emitted_again(RE, docs, devices):

@@ -294,8 +294,7 @@ def reference(RE, plan_name: str) -> Outcome:
 
 # ---- what must hold ------------------------------------------------------------------------
 # Messages whose handling makes a checkpoint, explicit or implicit (spec/engine.md §3.5; our
-# engine adds close_run): a resume returns to the last one. Before the first one a pause or a
-# suspension has nothing to return to, and the engine aborts (the seed's rule).
+# engine adds close_run): a resume returns to the last one, or to the start of the call.
 CHECKPOINTS = frozenset(
     {"checkpoint", "stage", "unstage", "subscribe", "unsubscribe", "monitor", "unmonitor"}
     | {"close_run"}
@@ -383,16 +382,15 @@ def assert_kept_before_abort(ref: Outcome, out: Outcome, exit_status: str | tupl
 
 
 def aborts(msgs: list[str], i: int, kind: str) -> bool:
-    """Whether ``kind`` at message ``i`` finds no checkpoint to return to: none reached yet,
-    or ``clear_checkpoint`` handled (sticky). A pause is acted on once message ``i`` is
-    handled, a suspension when requested (the hook runs before the handler), a deferred pause
-    at the next 'checkpoint' (message ``i`` included)."""
-    first = next(j for j, m in enumerate(msgs) if m in CHECKPOINTS)
+    """Whether ``kind`` at message ``i`` finds no checkpoint to return to: ``clear_checkpoint``
+    handled (sticky; the start of the call is a checkpoint, as in bluesky). A pause is acted
+    on once message ``i`` is handled, a suspension when requested (the hook runs before the
+    handler), a deferred pause at the next 'checkpoint' (message ``i`` included)."""
     cleared = msgs.index("clear_checkpoint") if "clear_checkpoint" in msgs else len(msgs)
     if kind == "pause":
-        return i < first or i >= cleared
+        return i >= cleared
     if kind == "suspend":
-        return i <= first or i > cleared
+        return i > cleared
     ahead = [j for j in range(i, len(msgs)) if msgs[j] == "checkpoint"]
     return bool(ahead) and ahead[0] > cleared
 
@@ -482,10 +480,10 @@ def test_pause_with_no_checkpoint_to_return_to_aborts_and_keeps_what_was_taken(R
             where = i if kind != "defer" else ref.msgs.index("checkpoint", i)
             status = "success" if where >= closed else "abort"  # closed before the abort?
             assert_kept_before_abort(ref, out, status)
-    # immediate pauses at open_run and from clear_checkpoint on (13), suspensions at open_run,
-    # at the first checkpoint and after clear_checkpoint (13), deferred pauses answered at the
-    # checkpoint after clear_checkpoint (11)
-    assert count == 37
+    # immediate pauses from clear_checkpoint on (12), suspensions after clear_checkpoint (11),
+    # deferred pauses answered at the checkpoint after clear_checkpoint (11); before the first
+    # checkpoint they pause and replay from the start, as in bluesky
+    assert count == 34
 
 
 def test_unresumable_pause_inside_run_wrapper_closes_the_run_with_abort(RE):
@@ -731,11 +729,24 @@ def test_a_fault_while_pausing_fails_the_run_instead_of_ending_it_quietly(RE):
 def test_a_suspension_requested_while_aborting_is_ignored(RE):
     """Fixed: a suspension requested during the cleanup of an aborting plan made the loop try
     aborting -> running, a TransitionError. Found as adaptive_scan with request_suspend at
-    messages 0 and 1: the first, before any checkpoint, aborts; the second comes from the
-    cleanup's 'unstage' (stage made a checkpoint meanwhile, so it was accepted)."""
-    out = drive(RE, "count", {0: "suspend", 1: "suspend"})
-    assert out.aborted and out.unresumable == [True]
-    assert out.msgs == ["stage", "unstage"] and out.docs == []
+    messages 0 and 1, when a plan had no checkpoint before its first: the first aborts, the
+    second comes from the cleanup's 'unstage'. Here the first finds a cleared checkpoint."""
+    commands, states = [], []
+
+    def hook(msg):
+        commands.append(msg.command)
+        if msg.command in ("null", "unstage"):  # the second one is the abort's cleanup
+            RE.request_suspend(lambda: asyncio.sleep(0.002), justification=SUSPENSION)
+
+    RE.msg_hook = hook
+    RE.state_hook = lambda new, old: states.append(new)
+    hw = make_hw()
+    plan = bpp.stage_wrapper([Msg("clear_checkpoint"), Msg("null"), Msg("null")], [hw.det])
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan)
+    RE.msg_hook = RE.state_hook = None
+    assert commands == ["stage", "clear_checkpoint", "null", "unstage"]
+    assert states == ["running", "aborting", "idle"]
 
 
 def test_two_suspensions_requested_at_once_run_one_after_the_other(RE):

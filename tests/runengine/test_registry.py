@@ -399,13 +399,38 @@ def test_removing_a_tripped_suspender_releases_the_plan(RE, reg, clock):
     assert reg.status()["a"]["expired"]  # it was the removal, not a beat
 
 
-def test_expiry_before_any_checkpoint_aborts_with_failed_pause(RE, reg, clock):
+def test_expiry_before_any_checkpoint_suspends_and_replays_from_the_start(RE, reg, clock):
+    """As in bluesky, the start of a call is a checkpoint: an expiry before the plan's first
+    one suspends it, and when the agent beats again the plan replays from its start."""
+    reg.beat("a")
+    RE.install_suspender(SuspendOnExpired(reg, "a"))
+    seen = commands_of(RE)
+    docs = []
+
+    def plan():
+        yield Msg("open_run")
+        if "_start_suspender" not in seen:
+            clock.advance(6)
+            reg.check()  # a expires
+            for delay in (0.3, 0.35):  # two beats in a row: the agent is back
+                threading.Timer(delay, reg.beat, ["a"]).start()
+        yield Msg("sleep", None, 0.2)
+        yield Msg("close_run")
+
+    RE(plan(), lambda name, doc: docs.append((name, doc)))
+    assert seen.count("_start_suspender") == 1 and seen.count("sleep") == 2
+    assert [name for name, _ in docs] == ["start", "stop"]
+    assert docs[-1][1]["exit_status"] == "success" and RE.state == "idle"
+
+
+def test_expiry_after_clear_checkpoint_aborts_with_failed_pause(RE, reg, clock):
     reg.beat("a")
     RE.install_suspender(SuspendOnExpired(reg, "a"))
     docs, thrown = [], []
 
     def plan():
         yield Msg("open_run")
+        yield Msg("clear_checkpoint")
         clock.advance(6)
         reg.check()
         try:

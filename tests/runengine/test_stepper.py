@@ -89,12 +89,20 @@ def test_close_reports_generators_that_yield_on_close():
     assert len(stack.close()) == 1
 
 
-def test_no_checkpoint_yet_means_nothing_to_resume_from():
+def test_the_start_of_a_call_is_a_checkpoint():
     cache = MessageCache()
+    assert cache.resumable
+    assert cache.record(Msg("set", "m", 1))
+    assert [m.command for m in cache.take()] == ["set"]
+
+
+def test_a_cleared_checkpoint_stays_cleared():
+    cache = MessageCache()
+    cache.clear()
     assert not cache.resumable
     assert not cache.record(Msg("set", "m", 1))
     cache.checkpoint()
-    assert cache.resumable
+    assert not cache.resumable
 
 
 def test_cache_records_cacheable_messages_until_checkpoint():

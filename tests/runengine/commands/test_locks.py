@@ -47,10 +47,13 @@ def thread_holding(lock, job, hold):
 
 
 # Exit paths -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()])
-def test_a_plan_exception_releases(RE, lock, error):
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [(ValueError("boom"), ValueError), (KeyboardInterrupt(), RunEngineInterrupted)],  # a halt
+)
+def test_a_plan_exception_releases(RE, lock, error, raised):
     seen = []
-    with pytest.raises(type(error)):
+    with pytest.raises(raised):
         RE(holding_plan(lock, seen, 0.01, fail=error))
     assert seen[0].job == "scan" and seen[0].owner.startswith("RE:")
     assert lock.holder is None
@@ -106,15 +109,20 @@ def test_pause_while_waiting_without_checkpoint_does_not_hand_out_none(RE):
     lock = HardwareLock("mono", default_timeout=-1)
     token = thread_holding(lock, "count", 60)
 
+    got = []
+
     def plan():
-        got = yield from acquire_lock(lock)
-        return got
+        got.append((yield from acquire_lock(lock)))
+        yield from release_lock(got[-1])
 
     later(0.2, RE.request_pause)
     with pytest.raises(RunEngineInterrupted):
         RE(plan())
-    assert RE.state == "idle" and lock.holder.waiters == ()  # no checkpoint: aborted
+    # Paused before any checkpoint: the wait is cut short, not left queued, and replayed.
+    assert RE.state == "paused" and lock.holder.waiters == () and got == []
     lock.release(token)
+    RE.resume()
+    assert len(got) == 1 and got[0] is not None and lock.holder is None
 
 
 def counted_plan(lock, log, sleep=0.3, then=None):
