@@ -103,6 +103,9 @@ class RunBundle:
         self.live_streams: set[str] = set()
         self._interruptions: Stream | None = None
         self._record_interruptions = record_interruptions
+        # A rewind closed the bundle the plan had open; until the replay opens it again, the
+        # plan (told to stop or abort meanwhile) may still drop it.
+        self._closed_by_rewind = False
 
     def open(self) -> None:
         """Emit the start document. Register the bundle first: if a subscriber raises here,
@@ -201,6 +204,7 @@ class RunBundle:
         self.bundle_name = name
         self.bundle = {}
         self.asset_docs = []
+        self._closed_by_rewind = False
 
     def check_collision(self, obj: Any) -> None:
         """Raise ValueError if ``obj``'s keys collide with another object's in the bundle."""
@@ -272,6 +276,9 @@ class RunBundle:
         return doc
 
     def drop(self) -> None:
+        if self.bundle_name is None and self._closed_by_rewind:
+            self._closed_by_rewind = False
+            return
         if self.bundle_name is None:
             raise IllegalMessageSequence(
                 "A 'create' message must be sent, to open an event bundle, before that bundle "
@@ -369,6 +376,7 @@ class RunBundle:
         for name in self.live_streams:
             seq[name] = self.seq[name]
         self.seq = seq
+        self._closed_by_rewind = self._closed_by_rewind or self.bundle_name is not None
         self.bundle_name = None
         self.bundle = {}
 

@@ -7,17 +7,27 @@ import socket
 from pathlib import Path
 
 
-def children_of(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is ``pid``."""
+def _live_where(field: int, value: int) -> list[int]:
+    """Live (not zombie) processes whose /proc stat field (after the name) equals ``value``."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[field]) == value and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    return _live_where(1, pid)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of the process group ``pgid``."""
+    return _live_where(2, pgid)
 
 
 def cmdline(pid: int) -> str:

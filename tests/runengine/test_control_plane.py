@@ -75,18 +75,19 @@ def test_two_threads_calling_RE_at_once_start_exactly_one(RE, docs):
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
+        plan = [Msg("open_run"), Msg("sleep", None, 0.01), Msg("close_run")]
+
+        def call(barrier: threading.Barrier, results: list) -> None:
+            barrier.wait()
+            try:
+                results.append(RE(list(plan)))
+            except RuntimeError as err:
+                results.append(err)
+
         for trial in range(150):
             barrier = threading.Barrier(2)
             results: list = []
-
-            def call():
-                barrier.wait()
-                try:
-                    results.append(RE([Msg("open_run"), Msg("sleep", None, 0.01), Msg("close_run")]))
-                except RuntimeError as err:
-                    results.append(err)
-
-            threads = [threading.Thread(target=call) for _ in range(2)]
+            threads = [threading.Thread(target=call, args=(barrier, results)) for _ in range(2)]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -191,8 +192,10 @@ def test_a_stronger_ending_overtakes_a_weaker_one_under_way(RE, docs):
         yield Msg("sleep", None, 30)  # a cleanup that would take for ever
 
     def body():
-        for msg in [Msg("open_run"), Msg("checkpoint"), Msg("pause"), Msg("close_run")]:
-            yield msg
+        yield Msg("open_run")
+        yield Msg("checkpoint")
+        yield Msg("pause")
+        yield Msg("close_run")
 
     plan = bpp.finalize_wrapper(body(), cleanup())
     with pytest.raises(RunEngineInterrupted):
@@ -300,3 +303,42 @@ def test_queueservers_private_entry_points(RE):
     refused = asyncio.run_coroutine_threadsafe(RE._request_pause_coro(False), RE.loop)
     with pytest.raises(TransitionError, match="idle"):
         refused.result(1)
+
+
+def test_an_abort_during_the_replay_of_an_open_bundle_still_drops_cleanly(RE, docs):
+    """Found by the interleaving test: paused inside an event bundle, resumed, then aborted
+    before the replay re-opened the bundle. The plan's contingency drops the bundle it
+    believes open; the rewind had closed it already, so 'drop' raised IllegalMessageSequence
+    and the run failed instead of aborting."""
+    det = SynGauss("det", SynAxis(name="m"), "m", center=0, Imax=1)
+    triggers = []
+
+    def hook(msg):
+        if msg.command == "trigger":
+            triggers.append(msg)
+            if len(triggers) == 1:  # the replay's first message
+                RE.abort("during the replay")
+
+    def plan():
+        yield Msg("open_run")
+        yield Msg("checkpoint")
+        yield Msg("trigger", det)
+        yield Msg("create", name="primary")
+        try:
+            yield Msg("read", det)
+            yield Msg("pause")
+        except BaseException:
+            yield Msg("drop")
+            raise
+        yield Msg("save")
+        yield Msg("close_run")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan())
+    RE.msg_hook = hook
+    with pytest.raises(RunEngineInterrupted):
+        RE.resume()
+    RE.msg_hook = None
+    assert RE.state == "idle" and len(triggers) == 1
+    assert stop_docs(docs)[-1]["exit_status"] == "abort"
+    assert stop_docs(docs)[-1]["reason"] == "during the replay"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.devices.procs import bound_addresses, cmdline
+from tests.devices.procs import bound_addresses, cmdline, group_members
 from tests.runengine.scaleout.conftest import free_port
 
 log = logging.getLogger(__name__)
@@ -105,19 +105,6 @@ def start_re_manager() -> str:
     found = str(beside) if beside.exists() else shutil.which("start-re-manager")
     if found is None:
         raise FileNotFoundError("start-re-manager is not installed (pip install .[test])")
-    return found
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of the process group ``pgid``, read from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
     return found
 
 
