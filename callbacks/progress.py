@@ -98,7 +98,12 @@ class Pace:
 
 
 class _Bar(tqdm):
-    """tqdm that shows the active time and the pace's rate instead of its own clock's."""
+    """tqdm that shows the active time and the pace's rate instead of its own clock's.
+
+    It leaves the last two columns of the terminal free: a ``^C`` the terminal echoes after
+    the bar then stays on the bar's line (instead of wrapping onto the next one), where the
+    next status line (``runengine.console.announce``) overwrites it.
+    """
 
     pace: Pace | None = None
 
@@ -108,6 +113,8 @@ class _Bar(tqdm):
         if self.pace is not None:
             d["elapsed"] = self.pace.active
             d["rate"] = self.pace.rate
+        if d.get("ncols"):
+            d["ncols"] = max(10, d["ncols"] - 2)
         return d
 
 

@@ -1,16 +1,21 @@
 """IPython niceties for a runengine session: magics, the engine's state in the prompt.
 
 Load with ``%load_ext runengine.cli.ipython`` (``runengine shell`` does it). The magics use the
-session's ``RE`` (from the user namespace), so a move interrupted with Ctrl+C can be resumed:
+session's ``RE`` (from the user namespace):
 
     %mov m1 1 m2 0.5     move to absolute positions
     %movr m1 0.1         move relative to where it is
     %ct [label ...]      count the devices labelled 'detectors' (or the labels given) once
     %wa [label ...]      where all: positions and limits of every labelled positioner
+
+Ctrl+C during ``%mov`` or ``%movr`` stops the move at once (the motors are told to stop) and
+prints where they are; a move is never left paused. ``%ct`` pauses like any plan.
 """
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Callable
 from typing import Any
 
 from bluesky import plan_stubs as bps
@@ -19,9 +24,12 @@ from bluesky.utils import RunEngineInterrupted
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.terminal.prompts import Prompts, Token
 
+from runengine.console import announce, help_for
+from runengine.sigint import SigintHandler
+
 __all__ = ["RunEngineMagics", "load_ipython_extension"]
 
-REMINDER = "RE.resume(), RE.stop(), RE.abort() or RE.halt()"
+MOVE_NOTICE = "Ctrl+C: stopping the move."
 
 
 def labelled(user_ns: dict, labels: list[str] | None = None) -> dict[str, list[tuple[str, Any]]]:
@@ -38,6 +46,19 @@ def labelled(user_ns: dict, labels: list[str] | None = None) -> dict[str, list[t
 
 def _is_positioner(obj: Any) -> bool:
     return hasattr(obj, "position") and callable(getattr(obj, "set", None))
+
+
+def _positions(motors: list[Any]) -> str:
+    """``m1 at 0.53, m2 at 1.0``; ``?`` where a position cannot be read."""
+    parts = []
+    for motor in motors:
+        try:
+            value = motor.position
+        except Exception:  # a disconnected motor: say so, the move is still stopped
+            value = "?"
+        where = f"{value:g}" if isinstance(value, numbers.Real) else str(value)
+        parts.append(f"{getattr(motor, 'name', motor)} at {where}")
+    return ", ".join(parts)
 
 
 @magics_class
@@ -61,17 +82,44 @@ class RunEngineMagics(Magics):
         try:
             self.RE(plan, *subs)
         except RunEngineInterrupted as err:
-            print(f"{err}".strip() or f"Paused. {REMINDER}")
+            announce(help_for(self.RE, str(err)).strip())
+
+    def _move(self, plan_stub: Callable, args: list[Any]) -> None:
+        """Run a move; Ctrl+C (or any pause) stops it at once and says where the motors are."""
+        RE = self.RE
+        heard: list[SigintHandler] = []
+
+        def on_ctrl_c(engine: Any) -> SigintHandler:
+            handler = SigintHandler(engine, immediate=True, notice=MOVE_NOTICE)
+            heard.append(handler)
+            return handler
+
+        saved = RE.context_managers
+        RE.context_managers = [on_ctrl_c if m is SigintHandler else m for m in saved]
+        try:
+            RE(plan_stub(*args))
+            return
+        except RunEngineInterrupted:
+            pass
+        finally:
+            RE.context_managers = saved
+        if RE.state == "paused":
+            RE.stop()  # a move is not resumed: end it (its motors were stopped at the pause)
+        if RE.state != "idle":
+            announce(help_for(RE).strip())
+            return
+        why = "Ctrl+C" if any(handler.presses for handler in heard) else "the RunEngine paused"
+        announce(f"Move stopped ({why}): {_positions(args[::2])}.")
 
     @line_magic
     def mov(self, line: str) -> None:
-        """%mov motor position [motor position ...]: move and wait."""
-        self._run(bps.mv(*self._pairs(line, "mov")))
+        """%mov motor position [motor position ...]: move and wait; Ctrl+C stops the move."""
+        self._move(bps.mv, self._pairs(line, "mov"))
 
     @line_magic
     def movr(self, line: str) -> None:
-        """%movr motor delta [motor delta ...]: move relative and wait."""
-        self._run(bps.mvr(*self._pairs(line, "movr")))
+        """%movr motor delta [motor delta ...]: move relative and wait; Ctrl+C stops it."""
+        self._move(bps.mvr, self._pairs(line, "movr"))
 
     @line_magic
     def ct(self, line: str) -> None:

@@ -9,10 +9,15 @@ from typing import Any
 
 from bluesky.utils import RunEngineInterrupted
 
+from runengine.console import announce, bars_hidden, help_for
+from runengine.states import TransitionError
+
 __all__ = ["RunOutcome", "make_plan", "run_plan"]
 
 CHOICES = {"r": "resume", "s": "stop", "a": "abort", "h": "halt"}
 PROMPT = "Paused. [r]esume, [s]top, [a]bort or [h]alt? "
+CTRL_C_AT_PROMPT = "Ctrl+C: the run is already paused; only an answer decides. Type r, s, a or h."
+END_OF_INPUT = "End of input: nobody can answer, aborting (the data taken so far is kept)."
 
 
 @dataclasses.dataclass
@@ -45,12 +50,24 @@ def make_plan(text: str, namespace: dict[str, Any]) -> Any:
     return plan
 
 
+def ask_below_the_bars(prompt: str) -> str:
+    """``input(prompt)`` with the progress bar out of the way: the prompt has its own line."""
+    with bars_hidden():
+        return input(prompt)
+
+
 def run_plan(
-    session: Any, text: str, ask: Callable[[str], str] = input, echo: Callable = print
+    session: Any,
+    text: str,
+    ask: Callable[[str], str] = ask_below_the_bars,
+    echo: Callable[[str], Any] = announce,
 ) -> RunOutcome:
     """Run the plan ``text`` on the session's engine; while paused, ask what to do.
 
-    End of input or Ctrl+C at the prompt aborts the run (data taken so far is kept).
+    Only an answer decides: Ctrl+C at the prompt is explained and the question asked again.
+    End of input (stdin closed, Ctrl+D) aborts the run, since nobody can answer; the data taken
+    so far is kept. If the interruption left the engine panicked, the help says so and the
+    run ends here.
     """
     RE = session.RE
     plan = make_plan(text, session.namespace)
@@ -58,16 +75,20 @@ def run_plan(
     token = RE.subscribe(lambda name, doc: stops.append(doc), "stop")
     uids: list[str] = []
     try:
-        action: Callable[[], Any] = lambda: RE(plan)  # noqa: E731
-        while True:
+        action: Callable[[], Any] | None = lambda: RE(plan)  # noqa: E731
+        while action is not None:
             try:
                 result = action()
             except RunEngineInterrupted:
-                action = _decide(RE, ask, echo)
+                action = _next(RE, ask, echo)
+                continue
+            except TransitionError as err:  # the engine moved on since the question
+                echo(str(err))
+                action = _next(RE, ask, echo)
                 continue
             if isinstance(result, list):  # resume refused: the names of the pause requests
                 echo(f"Cannot resume yet: {', '.join(result)} still hold(s) the pause.")
-                action = _decide(RE, ask, echo)
+                action = _next(RE, ask, echo)
                 continue
             uids.extend(result or ())
             break
@@ -78,10 +99,25 @@ def run_plan(
     finally:
         RE.unsubscribe(token)
     if not stops:
+        if RE.state == "panicked":  # the plan stays parked beneath the panic: not a success
+            return RunOutcome("abort", uids, "panic")
         return RunOutcome("success", uids)
     stop = stops[-1]
     echo(f"Run {stop['run_start'][:8]} ended: {stop['exit_status']}. {_where(session, stop)}")
     return RunOutcome(stop["exit_status"], uids, stop.get("reason", ""))
+
+
+def _next(RE: Any, ask: Callable[[str], str], echo: Callable) -> Callable[[], Any] | None:
+    """After an interruption: what to call next, or None when there is nothing to decide."""
+    state = str(RE.state)
+    if state == "idle":  # the call ended (the runs are closed): the stop documents tell how
+        return None
+    if state == "panicked":
+        echo(help_for(RE).strip())
+        return None
+    if state != "paused":  # the engine could not answer Ctrl+C in time; it pauses when free
+        echo(help_for(RE).strip())
+    return _decide(RE, ask, echo)
 
 
 def _decide(RE: Any, ask: Callable[[str], str], echo: Callable) -> Callable[[], Any]:
@@ -89,8 +125,11 @@ def _decide(RE: Any, ask: Callable[[str], str], echo: Callable) -> Callable[[], 
     while True:
         try:
             answer = ask(PROMPT).strip().lower()[:1]
-        except (EOFError, KeyboardInterrupt):
-            echo("\nNo answer: aborting.")
+        except KeyboardInterrupt:  # a press at the prompt never decides
+            echo("\n" + CTRL_C_AT_PROMPT)
+            continue
+        except EOFError:
+            echo("\n" + END_OF_INPUT)
             answer = "a"
         if answer in CHOICES:
             return getattr(RE, CHOICES[answer])

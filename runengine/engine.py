@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import bluesky
 import event_model
 from bluesky import run_engine as _bluesky_re
-from bluesky.run_engine import PAUSE_MSG, RunEngineResult
+from bluesky.run_engine import RunEngineResult
 from bluesky.utils import (
     Msg,
     RunEngineInterrupted,
@@ -31,7 +31,7 @@ from event_model import DocumentNames
 
 from . import speedups
 from .commands import BUILTIN_COMMANDS
-from .console import announce, install_interruption_display
+from .console import PAUSED_HELP, announce, install_interruption_display
 from .control import Controller, EngineBusy, Inbox, Outcome, refuse_if_panicked
 from .eager import start
 from .execution import Execution
@@ -138,7 +138,7 @@ class RunEngine:
         self.state_hook: Callable | None = None
         self.waiting_hook: Callable | None = None
         self.record_interruptions = False
-        self.pause_msg = PAUSE_MSG
+        self.pause_msg = PAUSED_HELP  # bluesky's PAUSE_MSG, with exit_status spelled right
         self.max_depth: int | None = None
         self._rewindable = True
         self._exec: Execution | None = None  # written on the loop thread only

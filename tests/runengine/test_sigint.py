@@ -9,9 +9,13 @@ import time
 
 import pytest
 
+from runengine.sigint import FIRST_PRESS, GRACE
+
+DEFERRED = "Deferred pause acknowledged. Continuing to checkpoint."
+
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import functools, sys, time
     from bluesky.utils import Msg
     from runengine import RunEngine, RunEngineInterrupted
 
@@ -19,6 +23,10 @@ CHILD = textwrap.dedent(
     docs = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     mode = sys.argv[1]
+    if mode == "immediate":  # as %mov does: the first press already pauses now
+        from runengine.sigint import SigintHandler
+
+        RE.context_managers = [functools.partial(SigintHandler, immediate=True)]
 
     def plan():
         yield Msg("open_run")
@@ -32,7 +40,8 @@ CHILD = textwrap.dedent(
                 null = Msg("null")
                 for _ in range(50_000_000):  # messages that never wait: a busy engine thread
                     yield null
-            yield Msg("sleep", None, 30 if mode == "long" and i == 1 else 1.0)
+            long = mode in ("long", "immediate") and i == 1
+            yield Msg("sleep", None, 30 if long else 1.0)
             yield Msg("null")
         yield Msg("close_run")
 
@@ -53,7 +62,7 @@ CHILD = textwrap.dedent(
                 break
             except KeyboardInterrupt:
                 print("^C at the prompt", flush=True)
-        RE.stop() if mode in ("long", "busy") else RE.resume()
+        RE.stop() if mode in ("long", "busy", "immediate") else RE.resume()
     print("END", RE.state, docs[-1][1]["exit_status"], flush=True)
     """
 )
@@ -106,8 +115,10 @@ def test_one_press_pauses_at_the_next_checkpoint(child):
     os.kill(proc.pid, signal.SIGINT)
     words, lines = read_until(proc, "INTERRUPTED")
     assert words[1] == "paused"
-    assert any("pausing at the next checkpoint" in line for line in lines)
     assert not any("Traceback" in line for line in lines)
+    # Our line first, then the engine's reply to it, each a whole line.
+    assert FIRST_PRESS in lines and DEFERRED in lines
+    assert lines.index(FIRST_PRESS) < lines.index(DEFERRED)
     type_line(proc)
     words, _ = read_until(proc, "END")
     assert words[1:] == ["idle", "success"]
@@ -182,3 +193,83 @@ def test_prompt_comes_back_when_a_plan_blocks_the_engine(child):
     type_line(proc)
     words, _ = read_until(proc, "END")
     assert words[1:] == ["idle", "success"]
+
+
+def test_with_immediate_the_first_press_pauses_now(child):
+    proc = child("immediate")
+    time.sleep(1.3)  # inside the 30 s sleep
+    sent = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    words, lines = read_until(proc, "INTERRUPTED")
+    assert words[1] == "paused"
+    assert float(words[2]) - sent < 2.0
+    assert not any("pausing at the next checkpoint" in line for line in lines)
+    type_line(proc)
+    words, _ = read_until(proc, "END")
+    assert words[1:] == ["idle", "success"]
+
+
+AFTER_THE_CALL = textwrap.dedent(
+    """
+    import signal, sys, time
+    from bluesky.utils import Msg
+    from runengine import RunEngine, RunEngineInterrupted
+
+    RE = RunEngine({})
+
+    def plan():
+        yield Msg("checkpoint")
+        print("READY", flush=True)
+        yield Msg("sleep", None, 1.0)
+        yield Msg("checkpoint")
+
+    try:
+        RE(plan())
+    except RunEngineInterrupted:
+        print("RETURNED", RE.state, flush=True)
+    t0 = time.monotonic()
+    heard = []
+    while time.monotonic() - t0 < float(sys.argv[1]):
+        try:
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            heard.append(round(time.monotonic() - t0, 2))
+    restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    print("HEARD", restored, *heard, flush=True)
+    RE.resume()  # no press this time
+    print("RESUMED", signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)
+    """
+)
+
+
+def test_presses_just_after_an_interrupted_call_are_swallowed_then_heard_again(tmp_path):
+    """A second press that arrives once the call is back (the shell printing the pause) must
+    not raise KeyboardInterrupt there; after GRACE, Ctrl+C is the program's own again, and a
+    call that ends without a press gives it back at once."""
+    script = tmp_path / "after.py"
+    script.write_text(AFTER_THE_CALL)
+    later = GRACE + 0.5
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(script), str(later + 1.0)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        read_until(proc, "READY")
+        os.kill(proc.pid, signal.SIGINT)  # pause at the next checkpoint
+        words, _ = read_until(proc, "RETURNED")
+        assert words[1] == "paused"
+        for _ in range(3):  # within the grace period
+            os.kill(proc.pid, signal.SIGINT)
+            time.sleep(0.15)
+        time.sleep(later - 0.45)
+        os.kill(proc.pid, signal.SIGINT)  # after it
+        words, lines = read_until(proc, "HEARD")
+        resumed, _ = read_until(proc, "RESUMED")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert words[1] == "True"  # the original handler is back
+    assert len(words[2:]) == 1 and float(words[2]) >= GRACE, lines
+    assert resumed[1] == "True"

@@ -1,0 +1,95 @@
+"""Ctrl+C in ``runengine run`` under a pseudo-terminal: a press at the prompt never decides."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+import time
+
+import pytest
+
+from runengine.callbacks.catalog import Catalog
+from runengine.cli.main import EXIT_ABORTED, EXIT_OK
+from runengine.cli.runner import CTRL_C_AT_PROMPT, END_OF_INPUT
+from runengine.sigint import FIRST_PRESS, GRACE
+
+pexpect = pytest.importorskip("pexpect")
+pytestmark = pytest.mark.interactive
+
+POINTS = 15
+ASK = r"\[h\]alt\? "
+DEFERRED = "Deferred pause acknowledged. Continuing to checkpoint."
+ROW = r"\|\s+{n} \| \d\d:\d\d:"  # row n of the live table
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Start ``runengine run --sim`` on a count of POINTS points 0.1 s apart, in a pty."""
+    children = []
+
+    def start():
+        env = {**os.environ, "RUNENGINE_STORE": str(tmp_path / "runs"), "TERM": "xterm"}
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "runengine.cli.main", "run", "--sim", f"count([det], {POINTS}, delay=0.1)"],
+            env=env,
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
+        child.logfile_read = io.StringIO()
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.close(force=True)
+
+
+def ended(child) -> int:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus
+
+
+def assert_starts_its_own_line(out: str, text: str) -> None:
+    """``text`` follows a line end, a carriage return or an erase-line, and ends its line."""
+    assert re.search(r"(\r|\n|\x1b\[K)" + re.escape(text) + r"\r?\n", out), text
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.2, 0.3])
+def test_presses_after_a_quick_pause_never_abort_and_only_an_answer_decides(run, tmp_path, delay):
+    child = run()
+    child.expect(ROW.format(n=3))
+    child.sendintr()  # pauses at the next checkpoint, 0.1 s away
+    time.sleep(delay)
+    child.sendintr()  # "twice: pause now", arriving when the run is already paused
+    child.expect(ASK)
+    time.sleep(GRACE + 0.2)
+    child.sendintr()  # at the prompt: explained, and asked again
+    child.expect(re.escape(CTRL_C_AT_PROMPT))
+    child.expect(ASK)
+    child.sendline("r")
+    assert ended(child) == EXIT_OK
+    out = child.logfile_read.getvalue()
+    assert "aborting" not in out and "Traceback" not in out
+    run_ = Catalog(tmp_path / "runs")[-1]
+    assert run_.metadata["stop"]["exit_status"] == "success"
+    assert list(run_.primary.read()["seq_num"].values) == list(range(1, POINTS + 1))
+    # The status lines, each on a line of its own (not glued onto the bar), in order.
+    for text in (FIRST_PRESS, DEFERRED, "Pausing..."):
+        assert_starts_its_own_line(out, text)
+    assert out.index(FIRST_PRESS) < out.index(DEFERRED)
+
+
+def test_end_of_input_at_the_prompt_aborts(run, tmp_path):
+    child = run()
+    child.expect(ROW.format(n=3))
+    child.sendintr()
+    child.expect(ASK)
+    child.sendeof()  # stdin closed: nobody can answer
+    child.expect(re.escape(END_OF_INPUT))
+    assert ended(child) == EXIT_ABORTED
+    assert Catalog(tmp_path / "runs")[-1].metadata["stop"]["exit_status"] == "abort"
