@@ -270,11 +270,11 @@ class RunEngine:
 
     def print_command_registry(self, verbose: bool = False) -> str:
         """Text listing every command with the first line of its handler's docstring."""
-        lines = ["List of available commands"]
+        text = "List of available commands\n"
         for name, func in self._command_registry.items():
-            doc = (func.__doc__ or "").strip()
-            lines.append(f"{name} : {doc if verbose else doc.splitlines()[0] if doc else ''}")
-        return "\n".join(lines)
+            doc = func.__doc__ or ""
+            text += f"{name} : {doc if verbose else doc.split(chr(10))[0]}\n"
+        return text
 
     # ---- documents ---------------------------------------------------------------------
     def emit_sync(self, name: DocumentNames | str, doc: dict) -> None:

@@ -156,7 +156,7 @@ class StatusGroups:
         if hook is not None and (error_on_timeout or group not in self._moving_on):
             if not error_on_timeout:
                 self._moving_on.add(group)
-            hook([t.status for t in members])
+            hook({t.status for t in members})  # a set, as bluesky gives it
         watched = [t for w in watch for t in self.groups.get(w, ())]
         deadline = None if timeout is None else self._loop.time() + timeout
         try:

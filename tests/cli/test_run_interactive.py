@@ -55,8 +55,16 @@ def ended(child) -> int:
 
 
 def assert_starts_its_own_line(out: str, text: str) -> None:
-    """``text`` follows a line end, a carriage return or an erase-line, and ends its line."""
-    assert re.search(r"(\r|\n|\x1b\[K)" + re.escape(text) + r"\r?\n", out), text
+    """``text`` follows a line end, a carriage return or an erase-line, and ends its line.
+
+    (Or the ``^C`` the terminal itself echoes for a press landing as the line is written:
+    the tty driver's echo races with our write, which no program can order.)
+    """
+    at = out.find(text)
+    assert re.search(r"(\r|\n|\x1b\[K|\^C)" + re.escape(text) + r"\r?\n", out), (
+        text,
+        out[max(0, at - 80) : at + len(text) + 20],
+    )
 
 
 @pytest.mark.parametrize("delay", [0.1, 0.2, 0.3])

@@ -92,4 +92,4 @@ def test_the_waiting_hook_still_sees_a_group_that_finished(RE):
     seen = []
     RE.waiting_hook = seen.append
     RE(_trigger_and_wait(device))
-    assert seen == [[done], None]
+    assert seen == [{done}, None]  # a set, as bluesky gives it
