@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean system-deps
+.PHONY: demo test bluesky-suite lint format bench clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(STAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+# bluesky's own RunEngine tests on our engine (minutes; deselected from `test` by its marker).
+# Fails on a failure that is neither environmental nor in tests/bluesky_suite/deviations.json.
+# Side by side with bluesky's engine: $(PY) -m tests.bluesky_suite.run --engine both
+bluesky-suite: $(STAMP)
+	$(PY) -m pytest -m bluesky_suite tests/bluesky_suite
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
