@@ -118,7 +118,10 @@ async def declare_stream(RE: Any, msg: Msg) -> tuple:
     bundle = run_of(RE, msg, "declare a stream")
     name = msg.kwargs.get("name")
     if name is None:
-        raise MissingArgument("Msg('declare_stream') needs a stream name: name='primary'")
+        raise MissingArgument(  # bluesky's words first: its tests and users match on them
+            "A stream name that is not None is required for pre-declare: "
+            "Msg('declare_stream', *objs, name='primary')"
+        )
     objs = tuple(dict.fromkeys(msg.args))
     if msg.kwargs.get("collect", False):
         from .flyers import describe_collect_into

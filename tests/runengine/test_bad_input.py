@@ -236,7 +236,7 @@ def test_declare_stream_without_a_name(RE):
         yield Msg("open_run")
         yield Msg("declare_stream", None, det)
 
-    with pytest.raises(AssertionError, match="needs a stream name"):
+    with pytest.raises(AssertionError, match="stream name that is not None is required"):
         RE(plan())
     assert RE.state == "idle"
 
