@@ -28,6 +28,14 @@ def stop_docs(docs):
     return [doc for name, doc in docs if name == "stop"]
 
 
+def wait_for_state(RE, name: str, timeout: float = 5.0) -> None:
+    """Until ``RE.state == name``; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while RE.state != name:
+        assert time.monotonic() < deadline, f"state stayed {RE.state}, wanted {name}"
+        time.sleep(0.002)
+
+
 def test_every_rule_moves_to_a_state_the_derived_transitions_allow():
     for (old, event), rule in TABLE.items():
         assert rule.next == "<beneath>" or rule.next == old or rule.next in TRANSITIONS[old]
@@ -61,10 +69,7 @@ def test_a_stop_while_pausing_always_stops(RE, docs, trial, when):
         RE([Msg("open_run"), Msg("checkpoint"), Msg("pause"), Msg("sleep", None, 0.05)])
     calls[0].join(5)
     assert not calls[0].is_alive() and len(calls) == 2  # stop() returned
-    deadline = time.monotonic() + 5
-    while RE.state != "idle":
-        assert time.monotonic() < deadline, RE.state
-        time.sleep(0.005)
+    wait_for_state(RE, "idle")
     RE.state_hook = None
     assert [doc["exit_status"] for doc in stop_docs(docs)] == ["success"]
     assert RE(bp.count([SynGauss("det", SynAxis(name="m"), "m", 0, 1)]))  # and the next works
@@ -107,10 +112,7 @@ def test_a_refused_call_changes_nothing(RE, docs):
     seen = []
     thread = threading.Thread(target=RE, args=([Msg("open_run"), Msg("sleep", None, 0.2)],))
     thread.start()
-    deadline = time.monotonic() + 5
-    while RE.state != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
+    wait_for_state(RE, "running")
     with pytest.raises(RuntimeError, match="running state"):
         RE([Msg("null")], lambda name, doc: seen.append(name), sample="other")
     thread.join(5)
@@ -202,10 +204,7 @@ def test_a_stronger_ending_overtakes_a_weaker_one_under_way(RE, docs):
         RE(plan)
     stopper = threading.Thread(target=RE.stop)
     stopper.start()
-    deadline = time.monotonic() + 5
-    while RE.state != "stopping":
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for_state(RE, "stopping")
     with pytest.raises(TransitionError, match="already stopping"):
         RE.stop()
     RE.halt()  # from another thread than the one blocked in stop()
