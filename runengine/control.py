@@ -215,6 +215,9 @@ class Controller:
                 return "suspend_unresumable"
             if ex.in_suspension:
                 return "suspend_held"
+        paused = self.state in ("pausing", "paused")
+        if paused and event in ("pause_deferred", "pause_now") and args and args[0] is not None:
+            return "pause_hold"  # a named request: it holds the resume
         if event == "resume" and self.state == "paused" and self._resume_blockers():
             return "resume_refused"
         return event

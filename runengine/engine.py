@@ -12,7 +12,8 @@ import importlib.metadata
 import inspect
 import threading
 import types
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import bluesky
@@ -168,6 +169,27 @@ class RunEngine:
 
     # bluesky's private name, read by bluesky-queueserver's worker.
     _deferred_pause_requested = deferred_pause_requested
+
+    @property
+    def _task(self) -> asyncio.Task | None:
+        """bluesky's private name: the asyncio task of the current (or last) call.
+
+        Cancelling it on ``RE.loop`` aborts the plan, as in bluesky (its sideband cancel).
+        """
+        ex = self._exec
+        return None if ex is None else ex.task
+
+    @property
+    def _run_bundlers(self) -> Mapping[Any, Any]:
+        """bluesky's private name: the runs open now, by run key (a read-only view)."""
+        ex = self._exec
+        return MappingProxyType({} if ex is None else ex.runs)
+
+    @property
+    def _seen_wait_and_move_on_keys(self) -> frozenset:
+        """bluesky's private name: the groups a ``wait(move_on=True)`` is still waiting on."""
+        ex = self._exec
+        return frozenset(() if ex is None else ex.statuses.moving_on)
 
     @property
     def pause_requests(self) -> tuple[str, ...]:

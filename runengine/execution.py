@@ -116,6 +116,7 @@ class Execution:
         self.decision: asyncio.Future | None = None  # while parked: resume, stop, abort or halt
         self.held_suspensions: list[tuple] = []
         self._raised_by_replayed = False  # the pending exception came from a cached message
+        self.sideband_cancel = False  # the task was cancelled from outside (RE._task.cancel())
         self.in_suspension = False  # from _start_suspender to the end of its post_plan
         # Called at the very end of the call, last added first, whatever ended it (stop, abort,
         # halt, panic, an exception): commands register what must never outlive the plan
@@ -172,10 +173,10 @@ class Execution:
                     if obj is not None and obj not in seen:
                         seen[obj] = None
                     # MessageCache.record, inlined: this runs for every message.
-                    msgs = cache.msgs
-                    cached = msgs is not None and cache.rewindable and command not in UNCACHEABLE
+                    live = cache.live
+                    cached = live is not None and command not in UNCACHEABLE
                     if cached:
-                        msgs.append(msg)
+                        live.append(msg)
                     elif command == "close_run":
                         self.checkpoint_at_close_run()
                     handler = plain.get(command)
@@ -194,8 +195,13 @@ class Execution:
                 except KeyboardInterrupt:
                     response, exc = None, None
                     self._rogue_interrupt()
+                except asyncio.CancelledError as err:
+                    response, exc = None, self._cancelled_from_outside(err)
                 if waiting:
-                    await asyncio.sleep(0)
+                    try:
+                        await asyncio.sleep(0)
+                    except asyncio.CancelledError as err:
+                        response, exc = None, self._cancelled_from_outside(err)
                     continue
                 countdown -= 1
                 if not countdown:  # the clock is read every CLOCK_EVERY messages only
@@ -203,7 +209,15 @@ class Execution:
                     now = monotonic()
                     if now - tick > YIELD_EVERY:
                         tick = now
-                        await asyncio.sleep(0)
+                        try:
+                            await asyncio.sleep(0)
+                        except asyncio.CancelledError as err:
+                            response, exc = None, self._cancelled_from_outside(err)
+        except asyncio.CancelledError:
+            # Cancelled where the plan cannot be told (while parked, say): never a success.
+            self.exit_status = "abort"
+            self.reason = self.reason or "the RunEngine's task was cancelled"
+            self.sideband_cancel = True
         except Exception as err:
             # A fault of the engine itself, outside any plan or handler: never a quiet success.
             self.exit_status = "fail"
@@ -211,6 +225,19 @@ class Execution:
             self.exception = self.error = err
         finally:
             await self._finalize()
+        if self.sideband_cancel:
+            raise asyncio.CancelledError  # the task ends cancelled, as whoever cancelled it expects
+
+    def _cancelled_from_outside(self, err: asyncio.CancelledError) -> asyncio.CancelledError:
+        """Someone cancelled the engine's task (``RE._task.cancel()``, bluesky's sideband
+        cancel): throw the CancelledError into the plan, which aborts unless the plan handles
+        it. The task's cancel request is taken back so that later waits work."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()
+        self.sideband_cancel = True
+        logger.warning("The RunEngine's task was cancelled from outside; aborting the plan.")
+        return err
 
     async def _wait_on(self, suspended: Suspended, cached: bool) -> Any:
         task = self.loop.create_task(suspended.finish())
@@ -241,11 +268,25 @@ class Execution:
         elif isinstance(err, RequestStop):
             self.interrupted = True
             self.exception = err
-        elif isinstance(err, RequestAbort | FailedPause | PlanHalt | asyncio.CancelledError):
+        elif isinstance(err, asyncio.CancelledError):
+            # bluesky: an abort, but not an interruption; RE() returns and no plan return
+            self.exit_status = "abort"
+            self.reason = self.reason or "the RunEngine's task was cancelled"
+            self.exception = err
+            self.plan_return = self.engine.NO_PLAN_RETURN
+        elif isinstance(err, RequestAbort | FailedPause | PlanHalt):
             self.interrupted = True
             self.exit_status = "abort"
             self.exception = err
         else:
+            if isinstance(err, GeneratorExit):
+                # Not an exception for the caller to catch (it would end their generator):
+                # a ValueError caused by it, as bluesky raises.
+                wrapped = ValueError(
+                    f"The plan raised {err!r}; a plan must not raise GeneratorExit"
+                )
+                wrapped.__cause__ = err
+                err = wrapped
             self.exit_status = "fail"
             self.reason = self.reason or str(err) or repr(err)
             self.exception = self.error = err
@@ -342,14 +383,21 @@ class Execution:
         self.release_devices()
         for bundle in self.runs.values():
             bundle.record_interruption("resume")
-        self.stack.push(self.rewind(), owed, exc)
+        msgs = self._take_replay()
+        self.stack.push(replay(msgs), owed, exc)
+        awaited = [fut for fut, *_ in self.held_suspensions]
         for fut, pre, post, why in self.held_suspensions:
             self.stack.push(single_gen(Msg("_start_suspender", None, pre, post, why, fut)))
         self.held_suspensions.clear()
-        # A suspender that tripped while we were paused could not ask to suspend: ask it now.
+        if self.in_suspension:
+            return  # the suspension on the stack waits for every tripped suspender itself
+        # A suspender that tripped while we were paused could not ask to suspend: ask it now,
+        # unless what is replayed already waits for it (it tripped before the pause).
+        awaited += [f for m in msgs if m.command == "wait_for" and m.args for f in m.args[0]]
         for fut in tripped_futures(self.engine.suspenders):
-            why = "a suspender tripped while paused"
-            self.stack.push(single_gen(Msg("_start_suspender", None, None, None, why, fut)))
+            if fut not in awaited:
+                why = "a suspender tripped while paused"
+                self.stack.push(single_gen(Msg("_start_suspender", None, None, None, why, fut)))
 
     def rewind(self) -> Any:
         """Back to the last checkpoint: a generator replaying the messages since then.
@@ -357,11 +405,14 @@ class Execution:
         With nothing to replay (not rewindable, or a pause right at a checkpoint) no event is
         re-taken, so the runs keep their seq_nums and any open event bundle, as in bluesky.
         """
+        return replay(self._take_replay())
+
+    def _take_replay(self) -> list[Msg]:
         msgs = self.cache.take()
         if msgs:
             for bundle in self.runs.values():
                 bundle.rewind()
-        return replay(msgs)
+        return msgs
 
     def checkpoint(self) -> None:
         """Make this point the one a resume returns to."""

@@ -58,6 +58,7 @@ EVENTS: dict[str, str] = {
     "start": "`RE(plan)` claims the engine",
     "pause_deferred": "`RE.request_pause(defer=True)`, one Ctrl+C, `Msg('pause', defer=True)`",
     "pause_now": "`RE.request_pause()`, a second Ctrl+C, `Msg('pause')`",
+    "pause_hold": "a named `RE.request_pause(name=..., callback=...)` while pausing or paused",
     "deferred_due": "a checkpoint reached with a deferred pause pending",
     "parked": "the plan stopped at a message boundary: movers stopped, devices paused",
     "no_checkpoint": "a pause or suspension found nothing to resume from (`clear_checkpoint`)",
@@ -151,8 +152,8 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("suspending", "all_is_well"): Rule("suspending", "nothing"),
     ("suspending", "ended"): Rule("idle", "finish"),
     # pausing: asked to pause, not yet at a message boundary
-    ("pausing", "pause_deferred"): Rule("pausing", "note"),
-    ("pausing", "pause_now"): Rule("pausing", "note"),
+    # a second unnamed pause is refused, as in bluesky; a named one holds the resume
+    ("pausing", "pause_hold"): Rule("pausing", "note"),
     ("pausing", "suspend"): Rule("pausing", "hold_suspension"),
     ("pausing", "suspend_held"): Rule("pausing", "hold_suspension"),
     ("pausing", "suspend_unresumable"): Rule("aborting", "unresumable", _NO_CHECKPOINT),
@@ -163,8 +164,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("pausing", "all_is_well"): Rule("pausing", "nothing"),
     ("pausing", "ended"): Rule("idle", "finish"),
     # paused: the plan is parked and waits for a decision
-    ("paused", "pause_deferred"): Rule("paused", "note"),
-    ("paused", "pause_now"): Rule("paused", "note"),
+    ("paused", "pause_hold"): Rule("paused", "note"),
     ("paused", "suspend"): Rule("paused", "hold_suspension"),
     ("paused", "suspend_held"): Rule("paused", "hold_suspension"),
     ("paused", "resume"): Rule("running", "decide"),

@@ -105,6 +105,10 @@ class PlanStack:
                 if not gens:
                     raise err
                 self._owed.pop()
+                if isinstance(err, GeneratorExit):
+                    # Not thrown into the plans below (as in bluesky): it ends the call, and
+                    # closing what is left tells of a plan that yields on close.
+                    raise err
                 value, exc = None, err
             gen = gens[-1]
             try:
@@ -142,22 +146,43 @@ class MessageCache:
     ``clear_checkpoint``).
     """
 
-    __slots__ = ("cleared", "msgs", "rewindable")
+    __slots__ = ("_msgs", "_rewindable", "cleared", "live")
 
     def __init__(self) -> None:
-        self.msgs: list[Msg] | None = []
+        self._msgs: list[Msg] | None = []
+        self._rewindable = True
         self.cleared = False
-        self.rewindable = True
+        # The list the message loop appends to, or None when nothing is recorded: one slot to
+        # test per message instead of two.
+        self.live: list[Msg] | None = self._msgs
+
+    @property
+    def msgs(self) -> list[Msg] | None:
+        return self._msgs
+
+    @msgs.setter
+    def msgs(self, value: list[Msg] | None) -> None:
+        self._msgs = value
+        self.live = value if self._rewindable else None
+
+    @property
+    def rewindable(self) -> bool:
+        return self._rewindable
+
+    @rewindable.setter
+    def rewindable(self, value: bool) -> None:
+        self._rewindable = value
+        self.live = self._msgs if value else None
 
     @property
     def resumable(self) -> bool:
-        return self.msgs is not None
+        return self._msgs is not None
 
     def record(self, msg: Msg) -> bool:
         """Remember ``msg`` for replay if it is cacheable; return whether it was."""
-        msgs = self.msgs
-        if msgs is not None and self.rewindable and msg.command not in UNCACHEABLE:
-            msgs.append(msg)
+        live = self.live
+        if live is not None and msg.command not in UNCACHEABLE:
+            live.append(msg)
             return True
         return False
 

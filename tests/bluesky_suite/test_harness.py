@@ -86,3 +86,11 @@ def test_the_deviations_file_loads() -> None:
 
 def test_normalize_file() -> None:
     assert normalize_file("run_engine") == normalize_file("test_run_engine.py")
+
+
+def test_every_listed_deviation_is_in_the_migration_guide() -> None:
+    """The docs' table names every test of deviations.json (a ``*`` pattern by its stem)."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "migration.md").read_text()
+    for entry in load_deviations():
+        name = entry.test.split("::")[-1].split("*")[0]
+        assert f"`{entry.file}::{name}" in guide or f"`{name}" in guide, entry.test

@@ -257,6 +257,34 @@ def test_an_error_cut_short_by_a_suspension_is_decided_by_the_replay(engine):
     assert det.triggers == 6  # the one that raised was replayed
 
 
+@pytest.mark.parametrize("engine", ["bluesky", "runengine"])
+@pytest.mark.parametrize("defer", [False, True])
+def test_a_second_pause_of_a_paused_plan_is_refused(engine, defer):
+    """As in bluesky: pausing a paused plan raises TransitionError naming the state, and it
+    stays paused (bluesky's SigintHandler relies on it: a third press is refused)."""
+    RE = (BlueskyRunEngine if engine == "bluesky" else RunEngine)({}, context_managers=[])
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("checkpoint"), Msg("pause"), Msg("null")])
+    with pytest.raises(TransitionError, match="paused"):
+        RE.request_pause(defer=defer)
+    assert RE.state == "paused"
+    RE.resume()
+    assert RE.state == "idle"
+
+
+def test_a_named_pause_of_a_paused_plan_holds_the_resume(RE):
+    """Ours only: a named request while paused is not refused; it holds the resume until its
+    callback allows (a file agent that sees the plan paused by someone else does this)."""
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("checkpoint"), Msg("pause"), Msg("null")])
+    allowed = False
+    RE.request_pause(name="door", callback=lambda: allowed)
+    assert RE.resume() == ["door"] and RE.state == "paused"
+    allowed = True
+    RE.resume()
+    assert RE.state == "idle"
+
+
 def test_an_error_of_a_message_not_replayed_still_stands(RE, docs):
     """Only a replayed message is forgiven: an uncached one's error fails the plan."""
     beam = Signal(name="beam", value=0)

@@ -179,3 +179,113 @@ def test_off_main_thread_with_default_context_managers():
     th.start()
     th.join(10)
     assert len(result) == 1 and len(result[0]) == 1
+
+
+# ---- bluesky's private names that its clients and tests use -------------------------------
+def _engines():
+    return [
+        pytest.param(lambda: bluesky.RunEngine({}, context_managers=[]), id="bluesky"),
+        pytest.param(lambda: RunEngine({}, context_managers=[]), id="runengine"),
+    ]
+
+
+def _event_on(loop):
+    async def make():
+        return asyncio.Event()
+
+    return asyncio.run_coroutine_threadsafe(make(), loop).result(5)
+
+
+@pytest.mark.parametrize("make", _engines())
+def test_cancelling_RE_task_aborts_the_plan_and_the_call_returns(make):
+    """bluesky's sideband cancel: RE._task.cancel() on the loop throws CancelledError into the
+    plan; its cleanup runs, the run closes 'abort' and RE() returns without raising."""
+    RE = make()
+    docs, cleaned = [], []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    never = _event_on(RE.loop)
+
+    def plan():
+        yield Msg("open_run")
+        try:
+            yield Msg("wait_for", None, [never.wait])
+        finally:
+            cleaned.append(True)
+            yield Msg("null")  # the cleanup's messages are still processed
+        yield Msg("close_run")
+
+    threading.Timer(0.3, lambda: RE.loop.call_soon_threadsafe(RE._task.cancel)).start()
+    RE(plan())
+    assert RE.state == "idle" and RE._task.cancelled() and cleaned == [True]
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "abort"
+    RE([Msg("open_run"), Msg("close_run")])  # the engine is fine afterwards
+    assert docs[-1][1]["exit_status"] == "success"
+
+
+@pytest.mark.parametrize("make", _engines())
+def test_run_bundlers_lists_the_open_runs_until_reset(make):
+    RE = make()
+    with pytest.raises(bluesky.utils.RunEngineInterrupted):
+        RE([Msg("open_run"), Msg("checkpoint"), Msg("pause")])
+    assert len(RE._run_bundlers) == 1
+    RE.reset()
+    assert len(RE._run_bundlers) == 0 and RE.state == "idle"
+
+
+@pytest.mark.parametrize("make", _engines())
+def test_a_plan_raising_generatorexit_fails_with_a_valueerror(make):
+    """GeneratorExit must not reach the caller (it would end the caller's own generator): a
+    ValueError caused by it. (bluesky's test_invalid_generator covers a plan yielding as it is
+    closed, in a suspension's pre_plan.)"""
+    RE = make()
+    docs = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+
+    def sub_plan():
+        yield Msg("null")
+        raise GeneratorExit("this one")
+
+    def plan():
+        yield Msg("open_run")
+        yield from sub_plan()
+
+    with pytest.raises(ValueError) as info:
+        RE(plan())
+    assert isinstance(info.value.__cause__, GeneratorExit)
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "fail"
+    assert RE.state == "idle"
+
+
+@pytest.mark.parametrize("make", _engines())
+def test_status_done_is_read_as_often_as_bluesky_reads_it(make):
+    """A status class of the user's sees only the reads of ``done`` that bluesky makes."""
+    from ophyd.status import StatusBase
+
+    class Counting(StatusBase):
+        reads = 0
+
+        @property
+        def done(self):
+            Counting.reads += 1
+            return Counting.reads >= 4
+
+    class Device:
+        name = "dev"
+
+        def trigger(self):
+            return Counting()
+
+    RE = make()
+    polls = []
+
+    def plan():
+        yield Msg("trigger", Device(), group="g")
+        done = False
+        while not done:
+            done = yield Msg("wait", None, group="g", timeout=0.01, error_on_timeout=False)
+            polls.append(done)
+            assert len(polls) < 20
+
+    RE(plan())
+    assert polls == [False, False, True]  # add_callback read once, then one read per wait
+    assert not RE._seen_wait_and_move_on_keys

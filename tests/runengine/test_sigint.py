@@ -23,6 +23,11 @@ CHILD = textwrap.dedent(
     docs = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     mode = sys.argv[1]
+    if mode == "blocked_cb":
+        from ophyd import Signal
+
+        reading = Signal(name="reading", value=1)
+        RE.subscribe(lambda name, doc: time.sleep(3), "event")
     if mode == "immediate":  # as %mov does: the first press already pauses now
         from runengine.sigint import SigintHandler
 
@@ -36,6 +41,10 @@ CHILD = textwrap.dedent(
                 print("READY", flush=True)
             if mode == "blocked" and i == 1:
                 time.sleep(3)  # a plan that blocks the engine's thread
+            if mode == "blocked_cb" and i == 1:
+                yield Msg("create", name="primary")
+                yield Msg("read", reading)
+                yield Msg("save")  # its event goes to a callback that blocks the thread
             if mode == "busy" and i == 1:
                 null = Msg("null")
                 for _ in range(50_000_000):  # messages that never wait: a busy engine thread
@@ -50,7 +59,7 @@ CHILD = textwrap.dedent(
         print("FINISHED", RE.state, flush=True)
     except RunEngineInterrupted:
         print("INTERRUPTED", RE.state, time.monotonic(), flush=True)
-    if mode == "blocked":
+    if mode.startswith("blocked"):
         deadline = time.monotonic() + 10
         while RE.state != "paused" and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -179,9 +188,12 @@ def test_hammering_ctrl_c_never_leaves_the_engine_stuck(child):
     assert words[1:] == ["idle", "success"]
 
 
-def test_prompt_comes_back_when_a_plan_blocks_the_engine(child):
-    proc = child("blocked")
-    time.sleep(1.3)  # the plan is now inside its time.sleep(3)
+@pytest.mark.parametrize("mode", ["blocked", "blocked_cb"])
+def test_prompt_comes_back_when_a_plan_or_callback_blocks_the_engine(child, mode):
+    """bluesky injects an exception into its engine's thread after 11 presses (its
+    test_sigint_many_hits_pln/_cb); ours gives the prompt back and pauses once free."""
+    proc = child(mode)
+    time.sleep(1.3)  # the plan (or a callback) is now inside its time.sleep(3)
     for _ in range(5):
         os.kill(proc.pid, signal.SIGINT)
         time.sleep(0.15)

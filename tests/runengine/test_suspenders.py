@@ -177,6 +177,30 @@ def test_a_trip_while_paused_is_honoured_on_resume(RE):
     assert time.monotonic() - start > 0.25
 
 
+@pytest.mark.parametrize("engine", ["bluesky", "runengine"])
+def test_a_pause_while_suspended_resumes_into_the_same_wait(engine):
+    """Tripped before the pause: the replayed wait_for already waits for the suspender, so the
+    resume asks it no second time (bluesky's test_pause_from_suspend)."""
+    from bluesky import RunEngine as BlueskyRunEngine
+
+    from runengine import RunEngine
+
+    RE = (BlueskyRunEngine if engine == "bluesky" else RunEngine)({}, context_managers=[])
+    signal = Signal(name="beam", value=0)
+    signal.put(1)
+    RE.install_suspender(SuspendBoolHigh(signal))
+    seen = commands_of(RE)
+    later(0.2, RE.request_pause)
+    with pytest.raises(RunEngineInterrupted):
+        RE([Msg("checkpoint")])
+    assert seen == ["wait_for"]
+    later(0.3, signal.put, 0)
+    start = time.monotonic()
+    RE.resume()
+    assert seen == ["wait_for", "wait_for", "checkpoint"]
+    assert time.monotonic() - start > 0.25  # still waited for the beam
+
+
 def test_two_suspenders_hold_until_both_clear(RE):
     beam = Signal(name="beam", value=0)
     shutter = Signal(name="shutter", value=0)
