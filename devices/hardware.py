@@ -14,11 +14,14 @@ The EPICS client environment must be set before the first device is made (see
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsMotor, EpicsSignal, EpicsSignalRO, PVPositioner
-from ophyd.status import StatusBase
+from ophyd.status import MoveStatus, StatusBase
+from ophyd.status import wait as status_wait
 from ophyd.utils.errors import LimitError
 
 __all__ = [
@@ -63,6 +66,44 @@ class Motor(EpicsMotor):
     raises :class:`~ophyd.utils.errors.LimitError` in ``set()``, before any put: the IOC
     would reject the put, which a client only notices as a timeout.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._asked_at: float | None = None  # time of the last move's put, until its drop
+        self._move_lock = threading.RLock()  # move() vs done-moving in ophyd's callback thread
+        super().__init__(*args, **kwargs)
+
+    def move(self, position, wait: bool = True, **kwargs) -> MoveStatus:
+        """Move to ``position``; done on the done-moving that follows this move's own drop.
+
+        ophyd's EpicsMotor ends a move on any done-moving after it asked, so one still on
+        its way from an earlier stop (a pause, then an immediate resume) ends the new move
+        where the motor stopped. The record drops done-moving on every put, as ours does:
+        updates stamped before this move's put are from an earlier move and are skipped.
+        """
+        with self._move_lock:  # a done-moving is handled wholly before or after this
+            self._asked_at = time.time()
+            try:
+                status = super().move(position, wait=False, **kwargs)
+            except BaseException:
+                self._asked_at = None
+                raise
+        if wait:
+            try:
+                status_wait(status)
+            except KeyboardInterrupt:
+                self.stop()
+                raise
+        return status
+
+    def _move_changed(self, timestamp=None, value=None, sub_type=None, **kwargs) -> None:
+        with self._move_lock:
+            asked_at = self._asked_at
+            if asked_at is not None:
+                if value == 1 or (timestamp is not None and timestamp < asked_at):
+                    self._moving = value != 1  # an earlier move's: neither start nor end
+                    return
+                self._asked_at = None  # this move's drop: from here on as ophyd does
+            super()._move_changed(timestamp=timestamp, value=value, sub_type=sub_type, **kwargs)
 
     @property
     def ioc_prefix(self) -> str:

@@ -6,6 +6,7 @@ Uses the session's ``beamline`` (every IOC launched once per test session).
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -238,6 +239,27 @@ def test_a_stalled_motor_never_finishes_until_cleared(beamline):
         assert not status.done and m2.position == moved_from
     status.wait(timeout=3)
     assert status.success and m2.position == pytest.approx(target, abs=1e-6)
+
+
+def test_a_move_right_after_a_stop_is_done_only_at_its_own_target(beamline):
+    """A pause stops a motor and the resume moves it again at once: the stop's done-moving,
+    still on its way to the client, must not finish the new move (ophyd's EpicsMotor takes
+    any done-moving after a move as its end)."""
+    m2, rng = beamline.m2, random.Random(1202)
+    home = round(m2.position, 3)
+    try:
+        for trial in range(40):
+            m2.set(home + 1.0)  # 50 ms at 20 mm/s
+            time.sleep(rng.uniform(0.0, 0.03))
+            m2.stop()
+            time.sleep(rng.choice([0.0, rng.uniform(0.0, 0.015)]))
+            target = round(home + rng.choice([-0.5, 0.25, 0.5]), 3)
+            status = m2.set(target)
+            status.wait(timeout=5)
+            reached = m2.user_readback.get(use_monitor=False)
+            assert status.success and reached == pytest.approx(target, abs=1e-6), (trial, reached)
+    finally:
+        m2.set(home).wait(timeout=5)
 
 
 def test_a_stalled_temperature_ramp_holds_until_cleared(beamline):
