@@ -3,10 +3,11 @@
 ``NoEngine()(plan)`` calls what each message asks of its object (``trigger``, ``set``, ``read``,
 ``stage``...), blocks on a group's statuses at ``wait`` and answers ``open_run`` with a uid, and
 does nothing else: no documents, no subscribers, no checkpoints, no pause, no suspenders, no
-event loop. What a plan costs here is the cost of the plan (bluesky's plan library, with
-runengine.speedups as ours runs it) and of its devices (ophyd's Status machinery, the Channel
-Access round trips). No engine can run the plan faster, so ``no engine / bluesky`` is the best
-ratio any engine could reach on that plan: the ceiling beside each target in the tables.
+event loop. What a plan costs here is the cost of the plan (bluesky's plan library, with the
+runengine.compat patches on, as our calls have them) and of its devices (ophyd's Status
+machinery, the Channel Access round trips). No engine can run the plan faster, so
+``no engine / bluesky`` is the best ratio any engine could reach on that plan: the ceiling
+beside each target in the tables.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ The plans and devices of the ``engine`` suite (null messages, ``count``, a prebu
 create/read/save loop, ``scan`` and ``mv`` over ophyd.sim) and of the ``signals`` suite (1, 10
 and 100 ``ophyd.Signal`` per event). :mod:`harness` runs them on each engine in turn:
 - ``bluesky``: bluesky's RunEngine with bluesky exactly as installed;
-- ``bluesky+``: the same engine with runengine.speedups installed (bluesky's plan stubs made
-  cheap to call), so that ``ours/bluesky+`` compares the engines alone;
-- ``ours``: runengine's RunEngine (which installs the speedups).
+- ``bluesky+``: the same engine with runengine.compat's patches opted in for its calls
+  (bluesky's plan stubs made cheap to call), so that ``ours/bluesky+`` compares the engines
+  alone;
+- ``ours``: runengine's RunEngine (whose calls have the patches on).
 """
 
 from __future__ import annotations

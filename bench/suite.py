@@ -24,20 +24,20 @@ OPT_IN = ("memory",)
 
 
 def make_engines() -> list[Engine]:
-    """Ours, bluesky as installed, bluesky with runengine.speedups, and no engine at all (the
-    floor, :mod:`bare`): run in this order."""
+    """Ours, bluesky as installed, bluesky with runengine.compat's patches on (opted in for
+    its calls), and no engine at all (the floor, :mod:`bare`): run in this order."""
     from bare import NoEngine
     from bluesky import RunEngine as BlueskyRunEngine
 
-    from runengine import RunEngine, speedups
+    from runengine import RunEngine, compat
 
     theirs = BlueskyRunEngine({}, context_managers=[])
     ours = RunEngine({}, context_managers=[])  # made last: its loop is bluesky's global one
     return [
-        Engine("ours", ours, speedups.install),
-        Engine("bluesky", theirs, speedups.uninstall),
-        Engine("bluesky+", theirs, speedups.install),
-        Engine("no engine", NoEngine(), speedups.install),
+        Engine("ours", ours, compat.leave_engine_call),  # its calls turn them on themselves
+        Engine("bluesky", theirs, compat.leave_engine_call),
+        Engine("bluesky+", theirs, compat.enter_engine_call),
+        Engine("no engine", NoEngine(), compat.enter_engine_call),
     ]
 
 

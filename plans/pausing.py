@@ -8,6 +8,8 @@ from typing import Any
 
 from bluesky.utils import Msg
 
+from runengine.console import announce
+
 __all__ = ["cautious_stepscan", "do_nothing"]
 
 
@@ -31,7 +33,7 @@ def cautious_stepscan(det: Any, motor: Any, start: int = -5, stop: int = 5) -> G
         yield Msg("save")
         m = motor_reading[motor.name]["value"]
         d = det_reading[det.name]["value"]
-        print(f"Value at {m} is {d}. Pausing.")
+        announce(f"Value at {m} is {d}. Pausing.")
         yield Msg("pause", None, defer=True)
     yield Msg("checkpoint")
     yield Msg("close_run")

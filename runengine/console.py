@@ -30,6 +30,7 @@ __all__ = [
     "interruption_help",
     "note_keypress_echo",
     "output_lock",
+    "show_prompt",
 ]
 
 #: Held while a status line is written. A thread may hold it around an action and the line that
@@ -90,6 +91,19 @@ def announce(text: str) -> None:
             with _bars_cleared(out):
                 out.write(prefix + text + "\n")
                 out.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def show_prompt(text: str) -> None:
+    """Write ``text`` on stdout with no line end, as a prompt the next typed line answers."""
+    with output_lock:
+        out = sys.stdout
+        if out is None:
+            return
+        try:
+            out.write(text)
+            out.flush()
         except (OSError, ValueError):
             pass
 

@@ -30,12 +30,14 @@ from bluesky.utils import (
 from bluesky.utils import SigintHandler as BlueskySigintHandler
 from event_model import DocumentNames
 
-from . import speedups
+from . import compat
 from .commands import BUILTIN_COMMANDS
 from .console import PAUSED_HELP, announce, install_interruption_display
 from .control import Controller, EngineBusy, Inbox, Outcome, refuse_if_panicked
 from .eager import start
 from .execution import Execution
+from .extensions import DEFAULT_EXTENSIONS, Extension
+from .extensions import load as load_extension
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .sigint import PromptRequested, SigintHandler
 from .states import PANIC_MSG, EngineState, TransitionError
@@ -108,7 +110,7 @@ class RunEngine:
         during_task: Any = None,
         call_returns_result: bool = False,
     ) -> None:
-        speedups.install()
+        compat.install()
         install_interruption_display()
         self.md = {} if md is None else md
         versions = self.md.setdefault("versions", {})
@@ -151,6 +153,13 @@ class RunEngine:
         self._plain_commands: dict[str, Callable] = {}  # the subset that never needs awaiting
         for name, handler in BUILTIN_COMMANDS.items():
             self._add_command(name, types.MethodType(handler, self))
+        # Commands of extensions not imported yet: loaded the first time a plan sends one.
+        self._pending_commands: dict[str, Extension] = {
+            name: extension
+            for extension in DEFAULT_EXTENSIONS
+            for name in extension.commands
+            if name not in self._command_registry
+        }
 
     # ---- read-only surface -------------------------------------------------------------
     @property
@@ -203,6 +212,7 @@ class RunEngine:
     @property
     def commands(self) -> list[str]:
         """Names of the registered message commands."""
+        self._load_pending_commands()
         return list(self._command_registry)
 
     @property
@@ -266,6 +276,7 @@ class RunEngine:
         """Handle ``Msg(name, ...)`` with ``func(msg)`` (plain or async)."""
         if not callable(func):
             raise ValueError(f"The command handler for {name!r} must be callable, not {func!r}")
+        self._pending_commands.pop(name, None)  # ours wins over an extension's, loaded or not
         if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
             getattr(func, "__call__", None)  # noqa: B004 - async __call__ objects
         ):
@@ -289,9 +300,25 @@ class RunEngine:
         """Forget the handler of ``name`` (ignored if unknown)."""
         self._command_registry.pop(name, None)
         self._plain_commands.pop(name, None)
+        self._pending_commands.pop(name, None)
+
+    def _load_command(self, name: str) -> Callable | None:
+        """The handler of ``name``, importing its extension if it is not loaded yet."""
+        extension = self._pending_commands.get(name)
+        if extension is None:
+            return None
+        for command, handler in load_extension(extension).items():
+            if self._pending_commands.pop(command, None) is not None:
+                self._add_command(command, types.MethodType(handler, self))
+        return self._command_registry.get(name)
+
+    def _load_pending_commands(self) -> None:
+        while self._pending_commands:
+            self._load_command(next(iter(self._pending_commands)))
 
     def print_command_registry(self, verbose: bool = False) -> str:
         """Text listing every command with the first line of its handler's docstring."""
+        self._load_pending_commands()
         text = "List of available commands\n"
         for name, func in self._command_registry.items():
             doc = func.__doc__ or ""

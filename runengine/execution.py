@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from bluesky.utils import (
     FailedPause,
@@ -28,6 +28,7 @@ from bluesky.utils import (
     single_gen,
 )
 
+from .compat import enter_engine_call
 from .console import announce
 from .eager import Suspended, start
 from .states import PRIORITY, TransitionError
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["Execution"]
 
 logger = logging.getLogger(__name__)
+_FIX_YOUR_PLAN = "Please fix your plan."
+T = TypeVar("T")
 
 
 class PauseWithoutCheckpoint(FailedPause, RequestAbort):
@@ -75,6 +78,10 @@ class _CutShort:
 
     def __init__(self, cached: bool) -> None:
         self.cached = cached
+
+
+def _invalid(msg: Msg) -> NoReturn:
+    raise InvalidCommand(msg.command)
 
 
 def _is_pausable(obj: Any) -> bool:
@@ -122,13 +129,55 @@ class Execution:
         # halt, panic, an exception): commands register what must never outlive the plan
         # (the hardware locks it holds).
         self.cleanups: list[Callable[[], Any]] = []
+        self._slots: dict[Any, Any] = {}
+
+    # ---- what features keep per call ------------------------------------------------------
+    def slot(self, key: Any, factory: Callable[[], T]) -> T:
+        """This call's state of a feature under ``key``: made by ``factory()`` on first use,
+        gone with the call (a feature keeps nothing per call anywhere else)."""
+        try:
+            return self._slots[key]
+        except KeyError:
+            made = self._slots[key] = factory()
+            return made
+
+    def add_cleanup(self, cleanup: Callable[[], Any]) -> None:
+        """Call ``cleanup()`` at the very end of the call, however it ends (last added first);
+        what it raises is logged."""
+        self.cleanups.append(cleanup)
+
+    def watch(self, obj: Any) -> None:
+        """Give ``obj``'s ``pause()``/``resume()`` the call's pauses and suspensions, as a
+        device's (bluesky's Pausable)."""
+        self.seen[obj] = None
+
+    # ---- dispatch --------------------------------------------------------------------------
+    def handle(self, msg: Msg) -> Any:
+        """Run ``msg``'s handler: its response, or a :class:`Suspended` to await.
+
+        The one dispatch: the message loop inlines it, sub-plans call it.
+        """
+        handler = self.engine._plain_commands.get(msg.command) or self._resolve(msg.command)
+        return handler(msg)
+
+    def _resolve(self, command: str) -> Callable[[Msg], Any]:
+        """The handler of a command the plain table lacks: an async one (started eagerly), an
+        extension's (loaded now), or one that raises InvalidCommand."""
+        engine = self.engine
+        handler = engine._command_registry.get(command) or engine._load_command(command)
+        if handler is None:
+            return _invalid
+        plain = engine._plain_commands.get(command)  # an extension's, loaded just now
+        if plain is not None:
+            return plain
+        return lambda msg: start(handler(msg))
 
     # ---- the message loop ----------------------------------------------------------------
     async def run(self) -> None:
         """Feed the plan's messages to their handlers until it ends; then clean up."""
         engine = self.engine
         stack, cache, statuses, seen = self.stack, self.cache, self.statuses, self.seen
-        plain, handlers = engine._plain_commands, engine._command_registry
+        plain = engine._plain_commands
         gens = stack.generators
         response: Any = None
         exc: BaseException | None = None
@@ -138,6 +187,7 @@ class Execution:
         # asyncio's queue of callbacks ready to run (a suspender trip, a request from another
         # thread): cheap to test at every message, so nothing queued waits for YIELD_EVERY.
         waiting = getattr(self.loop, "_ready", ())
+        enter_engine_call()  # this task's context only: see runengine.compat
         engine._hold_start_while_tripped(self)
         self.started = True
         try:
@@ -165,6 +215,7 @@ class Execution:
                 if self.halting:
                     break
                 try:
+                    cached = False
                     if type(msg) is not Msg and not isinstance(msg, Msg):
                         raise TypeError(f"A plan must yield bluesky.utils.Msg objects, not {msg!r}")
                     command, obj = msg.command, msg.obj
@@ -172,6 +223,9 @@ class Execution:
                         engine.msg_hook(msg)
                     if obj is not None and obj not in seen:
                         seen[obj] = None
+                    handler = plain.get(command)  # Execution.handle, inlined
+                    if handler is None:  # before caching: an extension's spec may say no
+                        handler = self._resolve(command)
                     # MessageCache.record, inlined: this runs for every message.
                     live = cache.live
                     cached = live is not None and command not in UNCACHEABLE
@@ -179,14 +233,7 @@ class Execution:
                         live.append(msg)
                     elif command == "close_run":
                         self.checkpoint_at_close_run()
-                    handler = plain.get(command)
-                    if handler is not None:
-                        response = handler(msg)
-                    else:
-                        handler = handlers.get(command)
-                        if handler is None:
-                            raise InvalidCommand(command)
-                        response = start(handler(msg))
+                    response = handler(msg)
                     if type(response) is Suspended:
                         response = await self._wait_on(response, cached)
                 except Exception as err:
@@ -440,7 +487,7 @@ class Execution:
             except TypeError:
                 stop()
             except Exception as err:
-                print(f"Failed to stop {obj!r}: {err!r}")
+                logger.exception("Failed to stop %r: %r", obj, err)
 
     # ---- the end ---------------------------------------------------------------------------
     async def _finalize(self) -> None:
@@ -455,7 +502,7 @@ class Execution:
                 try:
                     obj.unstage()
                 except Exception as err:
-                    print(f"Failed to unstage {obj!r}: {err!r}")
+                    logger.exception("Failed to unstage %r: %r", obj, err)
             self.staged.clear()
             for key in list(self.runs):
                 bundle = self.runs.pop(key)
@@ -465,7 +512,8 @@ class Execution:
                     if self.error is None:
                         self.error = err
             for gen in self.stack.close():
-                print(f"The plan {gen!r} tried to yield a value on close.  Please fix your plan.")
+                # on stdout, as bluesky prints it (its tests read it there)
+                announce(f"The plan {gen!r} tried to yield a value on close.  {_FIX_YOUR_PLAN}")
         finally:
             self._run_cleanups()
             self.finished = True
@@ -479,7 +527,7 @@ class Execution:
             try:
                 cleanup()
             except Exception as err:
-                print(f"Cleanup {cleanup!r} failed: {err!r}")
+                logger.exception("Cleanup %r failed: %r", cleanup, err)
 
     async def _backstop_collect(self, bundle: RunBundle) -> None:
         """Collect the flyers of a run left open that were kicked off and never collected."""
@@ -493,4 +541,4 @@ class Execution:
                 if type(result) is Suspended:
                     await result.finish()
             except Exception as err:
-                print(f"Failed to collect {obj!r}: {err!r}")
+                logger.exception("Failed to collect %r: %r", obj, err)

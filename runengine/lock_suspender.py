@@ -16,6 +16,7 @@ from typing import Any
 
 from bluesky.utils import Msg, ensure_generator
 
+from .console import announce
 from .locks import HardwareLock, LockTimeout, LockToken, _resolve
 
 __all__ = ["SuspendWhileLocked"]
@@ -129,7 +130,7 @@ class SuspendWhileLocked:
             try:
                 if not self.tripped:
                     if self._sleep:
-                        print(f"{self!r}: the lock is free; resuming in {self._sleep} s.")
+                        announce(f"{self!r}: the lock is free; resuming in {self._sleep} s.")
                         await asyncio.sleep(self._sleep)
                     if not self.tripped:
                         return

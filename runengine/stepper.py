@@ -10,26 +10,12 @@ from typing import Any
 
 from bluesky.utils import Msg
 
-__all__ = ["REPLAYED", "MessageCache", "PlanFinished", "PlanStack", "replay"]
+__all__ = ["REPLAYED", "UNCACHEABLE", "MessageCache", "PlanFinished", "PlanStack", "replay"]
 
-# Messages never cached for replay: they change the engine's own bookkeeping, not the hardware.
-UNCACHEABLE = frozenset(
-    {
-        "pause",
-        "subscribe",
-        "unsubscribe",
-        "stage",
-        "unstage",
-        "monitor",
-        "unmonitor",
-        "open_run",
-        "close_run",
-        "declare_stream",  # a rewind keeps the stream declared: a replay would repeat it
-        "install_suspender",
-        "remove_suspender",
-        "_start_suspender",
-    }
-)
+#: Commands never cached for replay: they change the engine's own bookkeeping, not the
+#: hardware. Filled where each command is registered (``command(..., cacheable=False)`` in
+#: :mod:`runengine.commands.registry`); a set, as it is read for every message.
+UNCACHEABLE: set[str] = set()
 
 
 class PlanFinished(Exception):

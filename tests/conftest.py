@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-pytest.register_assert_rewrite("tests.runengine.compat")
+pytest.register_assert_rewrite("tests.runengine.side_by_side")
 
 from bluesky import RunEngine as BlueskyRunEngine  # noqa: E402
 from ophyd.ophydobj import OphydObject  # noqa: E402
 
 from runengine import RunEngine  # noqa: E402
-from tests.runengine.compat import (  # noqa: E402
+from tests.runengine.side_by_side import (  # noqa: E402
     assert_same_outcome,
     make_devices,
     run_plan,
@@ -114,7 +114,7 @@ def engine_pair(_engines, monkeypatch):
 def compare(engine_pair, tmp_path):
     """``compare(make_plan, **md)``: run ``make_plan(hw)`` on both engines; assert the same.
 
-    Returns ``(theirs, ours)``: the two :class:`~tests.runengine.compat.Outcome`.
+    Returns ``(theirs, ours)``: the two :class:`~tests.runengine.side_by_side.Outcome`.
     """
     theirs_RE, ours_RE = engine_pair
 

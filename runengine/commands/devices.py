@@ -52,7 +52,7 @@ def trigger(RE: Any, msg: Msg) -> Any:
     return _start_action(RE, msg, "trigger")
 
 
-@command("stage")
+@command("stage", cacheable=False, subplan="stage devices in the main plan before run_graph")
 def stage(RE: Any, msg: Msg) -> Any:
     """Stage ``obj`` (unstaged at the end of the call); an implicit checkpoint."""
     obj = msg.obj
@@ -68,7 +68,7 @@ def stage(RE: Any, msg: Msg) -> Any:
     return result
 
 
-@command("unstage")
+@command("unstage", cacheable=False, subplan="unstage devices in the main plan after run_graph")
 def unstage(RE: Any, msg: Msg) -> Any:
     """Unstage ``obj``; an implicit checkpoint."""
     obj = msg.obj

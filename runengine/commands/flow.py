@@ -9,6 +9,7 @@ from typing import Any
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import IllegalMessageSequence, Msg, ensure_generator
 
+from ..console import show_prompt
 from ..eager import start
 from ..stepper import REPLAYED
 from ..suspension import tripped_futures
@@ -88,7 +89,7 @@ def checkpoint(RE: Any, msg: Msg) -> None:
         RE._controller.apply("deferred_due", None, None, ex.pause_requested_by)
 
 
-@command("clear_checkpoint")
+@command("clear_checkpoint", subplan="checkpoints of the main plan are not a sub-plan's to clear")
 def clear_checkpoint(RE: Any, msg: Msg) -> None:
     """No resuming from here on: a pause becomes an abort for the rest of the call."""
     ex = RE._exec
@@ -97,7 +98,7 @@ def clear_checkpoint(RE: Any, msg: Msg) -> None:
         bundle.clear_checkpoint()
 
 
-@command("rewindable")
+@command("rewindable", subplan="rewinding is set by the main plan")
 def rewindable(RE: Any, msg: Msg) -> bool:
     """Set whether messages are cached for replay (if given); returns the flag.
 
@@ -111,7 +112,7 @@ def rewindable(RE: Any, msg: Msg) -> bool:
     return ex.cache.rewindable
 
 
-@command("pause")
+@command("pause", cacheable=False, subplan="pausing is for the main plan")
 def pause(RE: Any, msg: Msg) -> None:
     """Pause now, or at the next checkpoint with ``defer=True``; may carry a name and callback."""
     unknown = set(msg.kwargs) - {"defer", "name", "callback"}
@@ -123,16 +124,16 @@ def pause(RE: Any, msg: Msg) -> None:
     )
 
 
-@command("input")
+@command("input", subplan="only the main plan may prompt")
 async def input_(RE: Any, msg: Msg) -> str:
     """Prompt the user and return a line typed on stdin (the loop keeps running)."""
     prompt = msg.kwargs.get("prompt", "")
-    print(prompt, end="", flush=True)
+    show_prompt(prompt)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     return line.rstrip("\n")
 
 
-@command("subscribe")
+@command("subscribe", cacheable=False, subplan="subscribe in the main plan")
 def subscribe(RE: Any, msg: Msg) -> int:
     """Subscribe a callback until the next call: ``Msg('subscribe', None, func, name)``."""
     func, *rest = msg.args
@@ -143,7 +144,7 @@ def subscribe(RE: Any, msg: Msg) -> int:
     return token
 
 
-@command("unsubscribe")
+@command("unsubscribe", cacheable=False, subplan="subscribe in the main plan")
 def unsubscribe(RE: Any, msg: Msg) -> None:
     """Remove a subscription made with Msg('subscribe')."""
     token = msg.args[0] if msg.args else msg.kwargs["token"]
@@ -154,13 +155,13 @@ def unsubscribe(RE: Any, msg: Msg) -> None:
     RE._exec.checkpoint()
 
 
-@command("install_suspender")
+@command("install_suspender", cacheable=False, subplan="suspenders belong to the main plan")
 def install_suspender(RE: Any, msg: Msg) -> None:
     """Install a suspender for the rest of the session."""
     RE.install_suspender(msg.args[0])
 
 
-@command("remove_suspender")
+@command("remove_suspender", cacheable=False, subplan="suspenders belong to the main plan")
 def remove_suspender(RE: Any, msg: Msg) -> None:
     """Remove a suspender."""
     RE.remove_suspender(msg.args[0])
@@ -170,7 +171,7 @@ def _plan_of(plan: Any) -> Any:
     return ensure_generator(plan() if callable(plan) else plan)
 
 
-@command("_start_suspender")
+@command("_start_suspender", cacheable=False, subplan="suspenders belong to the main plan")
 def start_suspender(RE: Any, msg: Msg) -> None:
     """Internal: hold the hardware, wait for the suspender to clear, then replay."""
     pre_plan, post_plan, justification, fut = msg.args
@@ -213,7 +214,7 @@ def start_suspender(RE: Any, msg: Msg) -> None:
     ex.stack.push(suspension(), REPLAYED)
 
 
-@command("_resume_from_suspender")
+@command("_resume_from_suspender", subplan="suspenders belong to the main plan")
 def resume_from_suspender(RE: Any, msg: Msg) -> None:
     """Internal: restore monitors and resume Pausable devices after a suspension."""
     RE._exec.release_devices()

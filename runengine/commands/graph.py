@@ -44,7 +44,7 @@ def _recheckpoint(ex: Any, msg: Msg | None) -> None:
         cache.msgs.append(msg)
 
 
-@command("run_graph")
+@command("run_graph", subplan="nest an ActionGraph in the graph instead")
 async def run_graph(RE: Any, msg: Msg) -> Any:
     """Run an ActionGraph's actions concurrently; returns its GraphResult."""
     graph = _graph_of(msg)
@@ -70,7 +70,7 @@ async def run_graph(RE: Any, msg: Msg) -> Any:
 
 
 def _background(ex: Any) -> dict:
-    return ex.__dict__.setdefault("_background_graphs", {})
+    return ex.slot("background graphs", dict)
 
 
 async def _supervise(ex: Any, graph: ActionGraph, ctx: PlanContext) -> Any:

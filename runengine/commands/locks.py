@@ -15,7 +15,6 @@ made with ``release_on_pause=True`` are let go when the plan pauses or suspends,
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 from bluesky.utils import Msg
@@ -33,8 +32,6 @@ from ..locks import (
     check_timeout,
 )
 from .registry import UnsupportedObject, command
-
-_PLAN_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class PlanLocks:
@@ -146,12 +143,13 @@ class PlanLocks:
 def plan_locks(RE: Any) -> PlanLocks:
     """The lock bookkeeping of the engine's current call (made on first use)."""
     ex = RE._exec
-    found = _PLAN_LOCKS.get(ex)
-    if found is None:
-        found = _PLAN_LOCKS[ex] = PlanLocks(RE, ex)
-        ex.seen[found] = None
-        ex.cleanups.append(found.release_all)
-    return found
+    return ex.slot(PlanLocks, lambda: _started(PlanLocks(RE, ex)))
+
+
+def _started(locks: PlanLocks) -> PlanLocks:
+    locks.ex.watch(locks)  # its pause() and resume() follow the call's
+    locks.ex.add_cleanup(locks.release_all)
+    return locks
 
 
 @command("acquire_lock")

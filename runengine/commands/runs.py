@@ -61,7 +61,9 @@ async def asset_docs(obj: Any) -> list:
     return list(docs)
 
 
-@command("open_run")
+@command(
+    "open_run", cacheable=False, subplan="open and close runs in the main plan, around run_graph"
+)
 async def open_run(RE: Any, msg: Msg) -> str:
     """Open a run: emit its start document (md from the call, the message and RE.md)."""
     ex = RE._exec
@@ -92,7 +94,9 @@ async def open_run(RE: Any, msg: Msg) -> str:
     return bundle.uid
 
 
-@command("close_run")
+@command(
+    "close_run", cacheable=False, subplan="open and close runs in the main plan, around run_graph"
+)
 def close_run(RE: Any, msg: Msg) -> str:
     """Close a run: emit its stop document; returns the run's start uid."""
     ex = RE._exec
@@ -112,7 +116,8 @@ def close_run(RE: Any, msg: Msg) -> str:
     return bundle.uid
 
 
-@command("declare_stream")
+# not cached: a rewind keeps the stream declared, a replay would declare it twice
+@command("declare_stream", cacheable=False)
 async def declare_stream(RE: Any, msg: Msg) -> tuple:
     """Emit a stream's descriptor now; returns (descriptor, compose_event, objs)."""
     bundle = run_of(RE, msg, "declare a stream")
@@ -236,7 +241,7 @@ def _same(data: dict, other: dict | None) -> bool:
         return False
 
 
-@command("monitor")
+@command("monitor", cacheable=False, subplan="monitor in the main plan")
 async def monitor(RE: Any, msg: Msg) -> None:
     """Emit an event in stream ``name`` whenever ``obj`` changes, until unmonitor or close_run."""
     obj = supports(msg.obj, "subscribe", "clear_sub", "read", "describe", command="monitor")
@@ -267,7 +272,7 @@ async def monitor(RE: Any, msg: Msg) -> None:
     RE._exec.checkpoint()
 
 
-@command("unmonitor")
+@command("unmonitor", cacheable=False, subplan="monitor in the main plan")
 async def unmonitor(RE: Any, msg: Msg) -> None:
     """Stop monitoring ``obj``."""
     obj = msg.obj

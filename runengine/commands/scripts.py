@@ -32,8 +32,8 @@ from .registry import command
 __all__ = ["runner_for"]
 
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> ScriptRunner
-_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # execution -> {id(msg): ...}
 _ON_PAUSE = ("finish", "interrupt")
+_STEPS = "run_script steps"  # the call slot of the script steps taken
 _TEXT = {"dtype": "string", "shape": [], "source": "script"}
 STATUS_STREAM = "script_status"
 STATUS_KEYS = {
@@ -59,7 +59,7 @@ def runner_for(RE: Any) -> ScriptRunner:
 async def run_script(RE: Any, msg: Msg) -> Any:
     """Run an external script to its end; returns its ScriptResult (never replayed)."""
     ex = RE._exec
-    steps = _STEPS.setdefault(ex, {})
+    steps = ex.slot(_STEPS, dict)  # id(msg) -> (msg, result) of the call's script steps
     known = steps.get(id(msg))
     if known is not None and known[0] is msg:
         # A replay after a pause or suspension: never run a script twice; answer as it did.

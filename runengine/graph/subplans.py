@@ -25,37 +25,18 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from bluesky.utils import IllegalMessageSequence, InvalidCommand, Msg
+from bluesky.utils import IllegalMessageSequence, Msg
 
-from ..eager import Suspended, start
+from ..commands.registry import SUBPLAN_FORBIDDEN as FORBIDDEN
+from ..eager import Suspended
 from .context import RunContext
 from .result import SubPlanError
 
 if TYPE_CHECKING:
     from .action import Action
 
-__all__ = ["FORBIDDEN", "PlanContext", "PlanState"]
+__all__ = ["PlanContext", "PlanState"]
 
-_RUNS = "open and close runs in the main plan, around run_graph"
-FORBIDDEN = {
-    "open_run": _RUNS,
-    "close_run": _RUNS,
-    "pause": "pausing is for the main plan",
-    "clear_checkpoint": "checkpoints of the main plan are not a sub-plan's to clear",
-    "rewindable": "rewinding is set by the main plan",
-    "stage": "stage devices in the main plan before run_graph",
-    "unstage": "unstage devices in the main plan after run_graph",
-    "monitor": "monitor in the main plan",
-    "unmonitor": "monitor in the main plan",
-    "subscribe": "subscribe in the main plan",
-    "unsubscribe": "subscribe in the main plan",
-    "install_suspender": "suspenders belong to the main plan",
-    "remove_suspender": "suspenders belong to the main plan",
-    "_start_suspender": "suspenders belong to the main plan",
-    "_resume_from_suspender": "suspenders belong to the main plan",
-    "input": "only the main plan may prompt",
-    "run_graph": "nest an ActionGraph in the graph instead",
-}
 STATUS_KEYS = {
     "action_id": {"dtype": "integer", "shape": [], "source": "action_graph"},
     "label": {"dtype": "string", "shape": [], "source": "action_graph"},
@@ -64,7 +45,7 @@ STATUS_KEYS = {
     "graph": {"dtype": "string", "shape": [], "source": "action_graph"},
 }
 _YIELD_EVERY = 0.005
-_SPECIAL = frozenset({"checkpoint", "create", "read", "save", "drop", *FORBIDDEN})
+_LOCAL = frozenset({"checkpoint", "create", "read", "save", "drop"})  # kept per sub-plan
 
 
 class PlanState:
@@ -170,7 +151,7 @@ class PlanContext(RunContext):
                     state.response, state.exc = None, None
                 try:
                     command = getattr(msg, "command", None)
-                    if command in _SPECIAL or not isinstance(msg, Msg):
+                    if command in _LOCAL or command in FORBIDDEN or not isinstance(msg, Msg):
                         response = await self._process(action, state, msg, held)
                     else:  # the common case, inline: no coroutine per message
                         state.cache.append(msg)
@@ -248,15 +229,7 @@ class PlanContext(RunContext):
         obj = msg.obj
         if obj is not None and obj not in ex.seen:
             ex.seen[obj] = None
-        handler = engine._plain_commands.get(msg.command)
-        if handler is not None:
-            response = handler(msg)
-        else:
-            handler = engine._command_registry.get(msg.command)
-            if handler is None:
-                raise InvalidCommand(msg.command)
-            response = start(handler(msg))
-        return response
+        return ex.handle(msg)
 
 
 async def _settled(response: Any) -> Any:

@@ -20,7 +20,7 @@ from ophyd.utils.errors import LimitError, WaitTimeoutError
 
 from runengine import RunEngine
 from runengine.devices import faults
-from tests.runengine.compat import validate_documents
+from tests.runengine.side_by_side import validate_documents
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from ophyd.sim import SynAxis
 from runengine import RunEngine
 from runengine.graph import CANCELLED, Action, ActionGraph, SubPlan
 from runengine.plans.graph import alongside_wrapper, run_alongside, run_graph
-from tests.runengine.compat import validate_documents
+from tests.runengine.side_by_side import validate_documents
 
 
 @pytest.fixture

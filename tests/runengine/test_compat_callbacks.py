@@ -24,7 +24,7 @@ from bluesky.callbacks.json_writer import JSONLinesWriter
 from bluesky.utils import Msg, RunEngineInterrupted
 from event_model import RunRouter
 
-from .compat import (
+from .side_by_side import (
     UID,
     assert_same_outcome,
     make_devices,

@@ -24,7 +24,7 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from cycler import cycler
 from ophyd.status import Status
 
-from .compat import (
+from .side_by_side import (
     Normalizer,
     assert_same_documents,
     assert_same_outcome,

@@ -16,7 +16,7 @@ from bluesky import preprocessors as bpp
 from bluesky.suspenders import SuspendBoolHigh
 from bluesky.utils import Msg, RunEngineInterrupted
 
-from .compat import (
+from .side_by_side import (
     Normalizer,
     assert_same_outcome,
     make_devices,

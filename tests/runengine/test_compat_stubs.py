@@ -18,7 +18,7 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd.status import DeviceStatus
 
-from .compat import assert_same_outcome, run_plan, validate_documents
+from .side_by_side import assert_same_outcome, run_plan, validate_documents
 
 
 def in_run(body, **md):
@@ -534,7 +534,7 @@ def test_input_plan_reads_a_line(compare, monkeypatch, capsys):
 
 def test_return_value_of_a_composed_plan_with_call_returns_result(engine_pair):
     """RunEngineResult: the same fields from both engines (uids normalized)."""
-    from .compat import Normalizer, make_devices, normalize
+    from .side_by_side import Normalizer, make_devices, normalize
 
     def record(docs, name, doc):
         docs.append((name, doc))

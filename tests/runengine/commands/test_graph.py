@@ -23,7 +23,7 @@ from runengine.graph import (
     SubPlanError,
 )
 from runengine.plans.graph import run_graph
-from tests.runengine.compat import validate_documents
+from tests.runengine.side_by_side import validate_documents
 
 
 def later(delay, func, *args):

@@ -1,0 +1,145 @@
+"""The seam: the core imports no feature, and features load the first time a plan uses them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bluesky.utils import InvalidCommand, Msg
+
+from runengine import RunEngine
+from runengine.extensions import DEFAULT_EXTENSIONS, Extension, ExtensionError, load
+
+PACKAGE = Path(__file__).resolve().parents[2] / "runengine"
+
+# What runs plans; everything else under runengine/ is a feature or a client of the engine.
+CORE = [
+    "__init__.py", "engine.py", "execution.py", "states.py", "control.py", "stepper.py",
+    "documents.py", "statuses.py", "eager.py", "loop.py", "console.py", "sigint.py",
+    "suspension.py", "extensions.py", "compat/__init__.py", "compat/_context.py",
+    "compat/_patches.py", "commands/__init__.py", "commands/registry.py", "commands/devices.py",
+    "commands/flow.py", "commands/flyers.py", "commands/runs.py",
+]  # fmt: skip
+FEATURES = ["agents", "graph", "scaleout", "scripts", "locks", "lock_suspender", "registry",
+            "expiry", "commands.graph", "commands.locks", "commands.scripts"]  # fmt: skip
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it, as a dotted name under runengine."""
+    tree = ast.parse(path.read_text())
+    package = ["runengine", *path.relative_to(PACKAGE).parent.parts]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_the_core_imports_no_feature(module):
+    imported = _imported_modules(PACKAGE / module)
+    for feature in FEATURES:
+        name = f"runengine.{feature}"
+        bad = sorted(m for m in imported if m == name or m.startswith(name + "."))
+        assert not bad, f"runengine/{module} imports the feature {bad}"
+
+
+def _in_a_fresh_process(code: str, *args: str) -> Any:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(out.splitlines()[-1])
+
+
+def test_a_fresh_engine_loads_no_feature_until_a_plan_uses_one():
+    result = _in_a_fresh_process(
+        "import json, sys\n"
+        "from bluesky.utils import Msg\n"
+        "from runengine import RunEngine\n"
+        "RE = RunEngine({}, context_managers=[])\n"
+        "RE([Msg('open_run'), Msg('close_run')])\n"
+        "before = sorted(m for m in sys.modules if m.startswith('runengine'))\n"
+        "from runengine.graph import ActionGraph\n"
+        "RE([Msg('run_graph', ActionGraph())])\n"
+        "after = sorted(m for m in sys.modules if m.startswith('runengine'))\n"
+        "print(json.dumps({'before': before, 'after': after}))\n"
+    )
+    features = [f"runengine.{f}" for f in FEATURES]
+    assert not [m for m in result["before"] if any(m.startswith(f) for f in features)]
+    assert "runengine.commands.graph" in result["after"]
+    assert "runengine.commands.scripts" not in result["after"]  # only what was used
+
+
+@pytest.mark.parametrize("extension", DEFAULT_EXTENSIONS, ids=lambda e: e.name)
+def test_each_extension_registers_exactly_the_commands_it_declares(extension):
+    result = _in_a_fresh_process(
+        "import importlib, json\n"
+        "from runengine.commands.registry import BUILTIN_COMMANDS\n"
+        "before = set(BUILTIN_COMMANDS)\n"
+        f"importlib.import_module({extension.module!r})\n"
+        "print(json.dumps(sorted(set(BUILTIN_COMMANDS) - before)))\n"
+    )
+    assert result == sorted(extension.commands)
+
+
+def test_every_command_is_listed_and_ours_win_over_an_extensions():
+    RE = RunEngine({}, context_managers=[])
+    RE.register_command("run_script", lambda msg: "mine")
+    names = RE.commands  # loads every extension
+    for extension in DEFAULT_EXTENSIONS:
+        assert set(extension.commands) <= set(names)
+    assert RE([Msg("run_script", None)]) == ()  # ran ours: it returns no uids
+    assert RE._command_registry["run_script"](Msg("run_script")) == "mine"
+    RE.unregister_command("acquire_lock")
+    with pytest.raises(InvalidCommand):
+        RE([Msg("acquire_lock", None)])
+
+
+def test_an_extension_that_forgets_a_command_is_an_error():
+    wrong = Extension("wrong", "runengine.commands.flow", ("no_such_command",))
+    with pytest.raises(ExtensionError, match="no_such_command"):
+        load(wrong)
+
+
+FIRST_USE = """
+import json, sys
+from bluesky.utils import Msg
+from runengine import RunEngine
+from runengine.locks import HardwareLock
+
+def lock_plan():
+    token = yield Msg("acquire_lock", HardwareLock("stage"), job="first use", timeout=1.0)
+    yield Msg("release_lock", token)
+    return token.job
+
+def outcome(RE, command):
+    plan = lock_plan() if command == "acquire_lock" else [Msg(command)]
+    try:
+        return f"returned {RE(plan)!r}"
+    except Exception as err:
+        return f"raised {type(err).__name__}"
+
+command = sys.argv[1]
+fresh = outcome(RunEngine({}, context_managers=[]), command)  # loads the extension now
+print(json.dumps([fresh, outcome(RunEngine({}, context_managers=[]), command)]))
+"""
+
+
+@pytest.mark.parametrize("command", [c for e in DEFAULT_EXTENSIONS for c in e.commands])
+def test_a_commands_first_use_in_a_process_is_as_once_loaded(command):
+    """Plain or async, an extension's handler is called the same way when the message that
+    imports its module is the one it handles (a fresh process: nothing imported yet)."""
+    first, later = _in_a_fresh_process(FIRST_USE, command)
+    assert first == later
+    assert "AttributeError" not in first
