@@ -16,6 +16,8 @@ from typing import Any
 import msgpack
 import msgpack_numpy
 
+from .store import StoreError
+
 __all__ = ["CorruptRunError", "RecordReader", "read_start", "read_stop"]
 
 _STOP_MARK = b"\x92\xa4stop"  # a fixarray of 2 starting with the fixstr "stop"
@@ -24,14 +26,14 @@ _CHUNK = 1 << 16
 _MAX_BUFFER = 2**31 - 1
 
 
-class CorruptRunError(ValueError):
+class CorruptRunError(StoreError, ValueError):
     """A run file holds something that is not a whole ``[name, doc]`` record."""
 
     def __init__(self, path: str | os.PathLike, offset: int, reason: str) -> None:
         self.path = Path(path)
         self.offset = offset
         self.reason = reason
-        super().__init__(f"Corrupt run file {self.path} at byte {offset}: {reason}")
+        super().__init__(f"Corrupt run file {self.path} at byte {offset}: {reason}", path)
 
 
 def _decode(obj: dict) -> Any:

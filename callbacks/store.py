@@ -25,6 +25,8 @@ import msgpack
 import msgpack_numpy
 import numpy as np
 
+from runengine.errors import RunEngineError
+
 __all__ = [
     "RunStore",
     "StoreError",
@@ -37,8 +39,11 @@ SUFFIX = ".msgpack"
 _POLICIES = ("abort", "continue")
 
 
-class StoreError(OSError):
-    """A document could not be stored; names the file, the document and the cause."""
+class StoreError(RunEngineError, OSError):
+    """A document could not be stored; names the file, the document and the cause.
+
+    The root of the run store's errors (a RunEngineError and an OSError).
+    """
 
     def __init__(self, message: str, path: str | os.PathLike | None = None, cause=None):
         code = getattr(cause, "errno", None)

@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from runengine.errors import RunEngineError
+
 from .runner import RunOutcome, run_plan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
@@ -30,8 +32,8 @@ store_option = click.option(
 )
 
 
-class CLIError(click.ClickException):
-    """A user-facing error: printed as one line, exit code 2."""
+class CLIError(RunEngineError, click.ClickException):
+    """A user-facing error: printed as one line, exit code 2 (a RunEngineError too)."""
 
     exit_code = EXIT_USAGE
 
@@ -148,7 +150,7 @@ def show(
 @click.option("--prefix", help="PV prefix (default: the IOC's own).")
 @click.option("--port", type=click.IntRange(1024, 65534), help="CA port (default: a free one).")
 def ioc(name: str, prefix: str | None, port: int | None) -> None:
-    """Run one simulated IOC (NAME: motors, pointdet, areadet, temperature, beam) until Ctrl+C."""
+    """Run one simulated IOC (NAME: an IOC of runengine.devices.table, e.g. motors) until Ctrl+C."""
     from .runs import run_ioc_foreground
 
     sys.exit(run_ioc_foreground(name, prefix, port))

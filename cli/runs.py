@@ -103,17 +103,18 @@ def _first_hinted(run: Any, stream: str, exclude: set) -> str:
 
 def run_ioc_foreground(name: str, prefix: str | None, port: int | None) -> int:
     """Serve one simulated IOC on 127.0.0.1 until Ctrl+C; returns its exit code."""
-    from runengine.devices.beamline import IOC_MODULES
     from runengine.devices.launcher import client_env, free_port, server_env
+    from runengine.devices.table import ioc_specs
 
-    if name not in IOC_MODULES:
-        raise ValueError(f"unknown IOC {name!r}; choose from {', '.join(sorted(IOC_MODULES))}")
+    specs = ioc_specs()
+    if name not in specs:
+        raise ValueError(f"unknown IOC {name!r}; choose from {', '.join(sorted(specs))}")
     port = port or free_port()
     prefix = prefix or f"{name[:4]}:"
     env = {**os.environ, **server_env(port)}
     print(f"IOC {name} on 127.0.0.1:{port}, PVs {prefix}*  (Ctrl+C stops it)")
     print("Clients: " + " ".join(f"{k}={v!r}" for k, v in client_env([port]).items()))
-    command = [sys.executable, "-m", IOC_MODULES[name], "--prefix", prefix]
+    command = [sys.executable, "-m", specs[name].module, "--prefix", prefix]
     command += ["--interfaces", "127.0.0.1", "-v"]
     proc = subprocess.Popen(command, env=env)
     try:

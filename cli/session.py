@@ -16,16 +16,6 @@ from runengine import RunEngine
 
 __all__ = ["Session", "plan_namespace"]
 
-DEVICE_LABELS = {
-    "m1": "motors",
-    "m2": "motors",
-    "temp": "motors",
-    "shutter": "motors",
-    "det": "detectors",
-    "cam": "detectors",
-    "beam": "monitors",
-}
-
 
 def plan_namespace() -> dict[str, Any]:
     """bluesky's plans by name, its stubs and preprocessors as ``bps``/``bpp``, and ours."""
@@ -143,10 +133,11 @@ class Session:
 
         self.beamline = self._exit.enter_context(Beamline())
         self.namespace["bl"] = self.beamline
-        for name, label in DEVICE_LABELS.items():
-            device = self.beamline.devices.get(name)
-            if device is not None:
-                device._ophyd_labels_ = set(device._ophyd_labels_) | {label}
+        for spec in self.beamline.specs.values():  # the labels of runengine.devices.table
+            for row in spec.devices:
+                device = self.beamline.devices.get(row.name)
+                if device is not None and row.labels:
+                    device._ophyd_labels_ = set(device._ophyd_labels_) | set(row.labels)
         return dict(self.beamline.devices)
 
     def banner(self) -> str:

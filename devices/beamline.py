@@ -9,7 +9,8 @@ Interactively, ``bl = Beamline().start()`` and ``bl.stop()`` (IOCs also stop whe
 session ends). Devices: ``m1``, ``m2`` (motors), ``det`` (point detector peaked in m1),
 ``cam`` (area detector), ``temp`` (temperature controller), ``beam``, ``shutter``; and
 ``health[<ioc>]``, each IOC's heartbeat and uptime. ``bl.iocs[<ioc>]`` is the process, for
-fault injection (``kill``, ``restart``); ``runengine.devices.faults`` has the rest.
+fault injection (``kill``, ``restart``); ``runengine.devices.faults`` has the rest. Which
+IOCs there are, how each is started and which devices it gives: :mod:`runengine.devices.table`.
 """
 
 from __future__ import annotations
@@ -18,29 +19,15 @@ from collections.abc import Iterable
 
 from ophyd import Device
 
-from .hardware import (
-    AreaDetector,
-    BeamMonitor,
-    IOCHealth,
-    Motor,
-    PointDetector,
-    Shutter,
-    TemperatureController,
-)
+from .errors import DeviceError
+from .hardware import IOCHealth
 from .launcher import IOCProcess, start_all, unique_prefix, use_loopback_client
+from .table import IOC_MODULES, ioc_specs
 
 __all__ = ["IOC_MODULES", "Beamline", "DeviceConnectionError", "connect_all"]
 
-IOC_MODULES = {
-    "motors": "runengine.devices.ioc.motors",
-    "pointdet": "runengine.devices.ioc.pointdet",
-    "areadet": "runengine.devices.ioc.areadet",
-    "temperature": "runengine.devices.ioc.temperature",
-    "beam": "runengine.devices.ioc.beam",
-}
 
-
-class DeviceConnectionError(ConnectionError):
+class DeviceConnectionError(DeviceError, ConnectionError):
     """Devices did not connect in time; the message names every PV still missing."""
 
 
@@ -75,32 +62,40 @@ def _signals(device: Device):
 
 
 class Beamline:
-    """IOCs (``iocs``: names of :data:`IOC_MODULES`) on free loopback ports, and their devices.
+    """IOCs (``iocs``: names in :data:`.table.IOCS`, default all) on free loopback ports, and
+    their devices, as the table says.
 
     PV prefixes are unique to this launch, so two beamlines (two test processes, say) never
-    talk to each other's IOCs. ``seed`` makes the simulated noise reproducible.
+    talk to each other's IOCs. ``seed`` makes the simulated noise reproducible. ``specs``:
+    the table's rows of these IOCs.
     """
 
     def __init__(
         self,
-        iocs: Iterable[str] = tuple(IOC_MODULES),
+        iocs: Iterable[str] | None = None,
         *,
         seed: int | None = None,
         start_timeout: float = 20.0,
         connect_timeout: float = 10.0,
     ) -> None:
-        names = list(iocs)
-        unknown = [n for n in names if n not in IOC_MODULES]
+        specs = ioc_specs()
+        names = list(specs if iocs is None else iocs)
+        unknown = [n for n in names if n not in specs]
         if unknown:
-            raise ValueError(f"unknown IOC(s) {unknown}; choose from {sorted(IOC_MODULES)}")
-        if "pointdet" in names and "motors" not in names:
-            raise ValueError("the 'pointdet' IOC reads a motor: add 'motors' to iocs")
+            raise ValueError(f"unknown IOC(s) {unknown}; choose from {sorted(specs)}")
+        for name in names:
+            for read in specs[name].reads:
+                if read.ioc not in names:
+                    raise ValueError(
+                        f"the {name!r} IOC reads {read.what}: add {read.ioc!r} to iocs"
+                    )
+        self.specs = {name: spec for name, spec in specs.items() if name in names}
         self.seed = seed
         self.start_timeout = start_timeout
         self.connect_timeout = connect_timeout
         self.iocs: dict[str, IOCProcess] = {}
         for name in names:
-            self.iocs[name] = IOCProcess(IOC_MODULES[name], unique_prefix(name[:4]))
+            self.iocs[name] = IOCProcess(specs[name].module, unique_prefix(name[:4]))
         self.devices: dict[str, Device] = {}
         self.health: dict[str, IOCHealth] = {}
 
@@ -152,29 +147,20 @@ class Beamline:
     def _configure_iocs(self) -> None:
         seed = [] if self.seed is None else ["--seed", str(self.seed)]
         for name, ioc in self.iocs.items():
-            if name in ("pointdet", "areadet", "beam"):
-                ioc.args = list(seed)
-        if "pointdet" in self.iocs:
-            motors = self.iocs["motors"]
-            det = self.iocs["pointdet"]
-            det.args += ["--motor-pv", f"{motors.prefix}mtr1.RBV"]
-            det.client_ports = [motors.port]
+            spec = self.specs[name]
+            if not (spec.seeded or spec.args or spec.reads):
+                continue  # nothing of ours on its command line: leave it as it is
+            ioc.args = [*(seed if spec.seeded else []), *spec.args]
+            for read in spec.reads:
+                ioc.args += [read.option, f"{self.iocs[read.ioc].prefix}{read.pv}"]
+            if spec.reads:
+                ioc.client_ports = list(dict.fromkeys(self.iocs[r.ioc].port for r in spec.reads))
 
     def _make_devices(self) -> None:
-        p = {name: ioc.prefix for name, ioc in self.iocs.items()}
         made: dict[str, Device] = {}
-        if "motors" in p:
-            made["m1"] = Motor(f"{p['motors']}mtr1", name="m1")
-            made["m2"] = Motor(f"{p['motors']}mtr2", name="m2")
-        if "pointdet" in p:
-            made["det"] = PointDetector(p["pointdet"], name="det")
-        if "areadet" in p:
-            made["cam"] = AreaDetector(p["areadet"], name="cam")
-        if "temperature" in p:
-            made["temp"] = TemperatureController(p["temperature"], name="temp")
-        if "beam" in p:
-            made["beam"] = BeamMonitor(p["beam"], name="beam")
-            made["shutter"] = Shutter(p["beam"], name="shutter")
+        for name, spec in self.specs.items():  # in table order, whatever the order of iocs
+            prefix = self.iocs[name].prefix
+            made.update({device.name: device.make(prefix) for device in spec.devices})
         self.devices.update(made)
-        for name, prefix in p.items():
-            self.health[name] = IOCHealth(prefix, name=f"{name}_ioc")
+        for name, ioc in self.iocs.items():
+            self.health[name] = IOCHealth(ioc.prefix, name=f"{name}_ioc")

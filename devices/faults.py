@@ -9,6 +9,7 @@ which undoes it with ``clear()`` or at the end of a ``with`` block::
     faults.unstall_motor(m1)              # ... until cleared
     faults.freeze_heartbeat("sim:")       # HEARTBEAT stops counting
     faults.fail_puts(det)                 # puts to Acquire/VAL/SP/SHUTTER are rejected
+    faults.ioc_faults("beam", prefix)     # by PV suffix: every fault PV the table gives an IOC
 
 Killing or restarting an IOC process is the launcher's (:mod:`runengine.devices.launcher`).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from ophyd import Device, EpicsSignal
 
 from .hardware import Motor, ioc_prefix
+from .table import COMMON_FAULTS, ioc_specs
 
 __all__ = [
     "Fault",
@@ -25,6 +27,7 @@ __all__ = [
     "drop_beam",
     "fail_puts",
     "freeze_heartbeat",
+    "ioc_faults",
     "restore_beam",
     "stall",
     "stall_motor",
@@ -95,6 +98,21 @@ def _stall(device: Device) -> Fault:
     if isinstance(device, Motor):
         return Fault(f"{device.prefix}:FAULT:STALL", f"{device.name} stalled")
     return Fault(f"{ioc_prefix(device)}FAULT:STALL", f"{device.name} stalled")
+
+
+def ioc_faults(ioc: str, prefix: str) -> dict[str, Fault]:
+    """The fault PVs of the IOC named ``ioc`` in :data:`.table.IOCS`, served at ``prefix``.
+
+    Keyed by PV suffix (``"FAULT:DROP_BEAM"``): the common ones first, then the row's own.
+    Nothing is injected.
+    """
+    specs = ioc_specs()
+    if ioc not in specs:
+        raise ValueError(f"unknown IOC {ioc!r}; choose from {', '.join(sorted(specs))}")
+    return {
+        fault.suffix: Fault(f"{prefix}{fault.suffix}", f"{fault.what} on {prefix}")
+        for fault in (*COMMON_FAULTS, *specs[ioc].faults)
+    }
 
 
 def freeze_heartbeat(target: Device | str) -> Fault:

@@ -32,8 +32,8 @@ import weakref
 from collections.abc import Iterable, Sequence
 
 import caproto
-from caproto._commands import read_datagram
 
+from .errors import DeviceError
 from .ports import LOOPBACK, bindable, free_port, reserve_port_pair
 
 __all__ = [
@@ -54,9 +54,10 @@ _ADDRESS_IN_USE = os.strerror(errno.EADDRINUSE)
 _running: weakref.WeakSet[IOCProcess] = weakref.WeakSet()
 _prefix_counter = itertools.count()
 _forker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ioc-launcher")
+_BROADCASTER = caproto.Broadcaster(caproto.CLIENT)  # parses the IOCs' search replies
 
 
-class IOCStartError(RuntimeError):
+class IOCStartError(DeviceError, RuntimeError):
     """An IOC process exited, or did not answer a search, before it was ready."""
 
 
@@ -373,7 +374,8 @@ def _search_datagram(pv: str) -> bytes:
 
 
 def _answers(datagram: bytes) -> bool:
-    commands = read_datagram(datagram, (LOOPBACK, 0), caproto.SERVER)  # the sender's role
+    # public sans-I/O parsing (sync.client.search reads the whole EPICS_CA_ADDR_LIST instead)
+    commands = _BROADCASTER.recv(datagram, (LOOPBACK, 0))
     return any(isinstance(c, caproto.SearchResponse) for c in commands)
 
 

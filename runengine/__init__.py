@@ -19,6 +19,7 @@ from bluesky.utils import (
 
 from .control import EngineBusy
 from .engine import PANIC_MSG, RunEngine, default_scan_id_source
+from .errors import RunEngineError
 from .states import STATES, TABLE, TRANSITIONS, EngineState, TransitionError
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "RequestAbort",
     "RequestStop",
     "RunEngine",
+    "RunEngineError",
     "RunEngineInterrupted",
     "RunEngineResult",
     "TransitionError",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .console import announce
+from .errors import RunEngineError
 from .states import INTERNAL, PANIC_MSG, EngineState, Rule, TransitionError, decide, state
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ __all__ = ["Controller", "EngineBusy", "Inbox"]
 logger = logging.getLogger(__name__)
 
 
-class EngineBusy(TimeoutError):
+class EngineBusy(RunEngineError, TimeoutError):
     """The engine's loop thread did not take a control request in time.
 
     ``queued`` tells whether the request still stands (a panic, Ctrl+C) or was withdrawn, in

@@ -11,7 +11,6 @@ import contextlib
 import importlib.metadata
 import inspect
 import threading
-import types
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -31,13 +30,11 @@ from bluesky.utils import SigintHandler as BlueskySigintHandler
 from event_model import DocumentNames
 
 from . import compat
-from .commands import BUILTIN_COMMANDS
+from .command_table import CommandTable, Entry
 from .console import PAUSED_HELP, announce, install_interruption_display
 from .control import Controller, EngineBusy, Inbox, Outcome, refuse_if_panicked
-from .eager import start
 from .execution import Execution
 from .extensions import DEFAULT_EXTENSIONS, Extension
-from .extensions import load as load_extension
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .sigint import PromptRequested, SigintHandler
 from .states import PANIC_MSG, EngineState, TransitionError
@@ -91,6 +88,10 @@ class RunEngine:
     name and a permission callback, ``panic()``/``all_is_well()``, and control calls that never
     block forever: each one has a definite outcome within :attr:`control_timeout` seconds, or
     raises :class:`EngineBusy` (the engine's thread is blocked) having changed nothing.
+
+    ``extensions``: the features whose message commands this engine knows
+    (:data:`runengine.extensions.DEFAULT_EXTENSIONS`: graphs, locks, scripts); each loads
+    the first time a plan sends one of its commands.
     """
 
     _require_stream_declaration = False
@@ -109,6 +110,7 @@ class RunEngine:
         scan_id_source: Callable = default_scan_id_source,
         during_task: Any = None,
         call_returns_result: bool = False,
+        extensions: Iterable[Extension] = DEFAULT_EXTENSIONS,
     ) -> None:
         compat.install()
         install_interruption_display()
@@ -149,17 +151,7 @@ class RunEngine:
         self._metadata_per_call: dict = {}
         self._plan: Any = None
         self._suspenders: set = set()
-        self._command_registry: dict[str, Callable] = {}
-        self._plain_commands: dict[str, Callable] = {}  # the subset that never needs awaiting
-        for name, handler in BUILTIN_COMMANDS.items():
-            self._add_command(name, types.MethodType(handler, self))
-        # Commands of extensions not imported yet: loaded the first time a plan sends one.
-        self._pending_commands: dict[str, Extension] = {
-            name: extension
-            for extension in DEFAULT_EXTENSIONS
-            for name in extension.commands
-            if name not in self._command_registry
-        }
+        self._commands = CommandTable(self, extensions)
 
     # ---- read-only surface -------------------------------------------------------------
     @property
@@ -212,8 +204,7 @@ class RunEngine:
     @property
     def commands(self) -> list[str]:
         """Names of the registered message commands."""
-        self._load_pending_commands()
-        return list(self._command_registry)
+        return self._commands.names()
 
     @property
     def suspenders(self) -> tuple:
@@ -274,56 +265,24 @@ class RunEngine:
 
     def register_command(self, name: str, func: Callable) -> None:
         """Handle ``Msg(name, ...)`` with ``func(msg)`` (plain or async)."""
-        if not callable(func):
-            raise ValueError(f"The command handler for {name!r} must be callable, not {func!r}")
-        self._pending_commands.pop(name, None)  # ours wins over an extension's, loaded or not
-        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)  # noqa: B004 - async __call__ objects
-        ):
-            self._add_command(name, func)
-        else:
-
-            def call(msg: Msg, _func: Callable = func) -> Any:
-                result = _func(msg)
-                return start(result) if inspect.iscoroutine(result) else result
-
-            call.__doc__ = func.__doc__
-            self._add_command(name, call)
-
-    def _add_command(self, name: str, func: Callable) -> None:
-        self._command_registry[name] = func
-        self._plain_commands.pop(name, None)
-        if not inspect.iscoroutinefunction(func):
-            self._plain_commands[name] = func
+        self._commands.register(name, func)
 
     def unregister_command(self, name: str) -> None:
         """Forget the handler of ``name`` (ignored if unknown)."""
-        self._command_registry.pop(name, None)
-        self._plain_commands.pop(name, None)
-        self._pending_commands.pop(name, None)
+        self._commands.unregister(name)
 
-    def _load_command(self, name: str) -> Callable | None:
-        """The handler of ``name``, importing its extension if it is not loaded yet."""
-        extension = self._pending_commands.get(name)
-        if extension is None:
-            return None
-        for command, handler in load_extension(extension).items():
-            if self._pending_commands.pop(command, None) is not None:
-                self._add_command(command, types.MethodType(handler, self))
-        return self._command_registry.get(name)
+    def _command(self, name: str) -> Entry | None:
+        """(handler, plain, built-in) of ``name``, its extension loaded now if needed."""
+        return self._commands.lookup(name)
 
-    def _load_pending_commands(self) -> None:
-        while self._pending_commands:
-            self._load_command(next(iter(self._pending_commands)))
+    @property
+    def _command_registry(self) -> dict[str, Callable]:
+        """``{name: func(msg)}``: bluesky's name, read by its tests and tools."""
+        return self._commands.as_registry()
 
     def print_command_registry(self, verbose: bool = False) -> str:
         """Text listing every command with the first line of its handler's docstring."""
-        self._load_pending_commands()
-        text = "List of available commands\n"
-        for name, func in self._command_registry.items():
-            doc = func.__doc__ or ""
-            text += f"{name} : {doc if verbose else doc.split(chr(10))[0]}\n"
-        return text
+        return self._commands.describe(verbose)
 
     # ---- documents ---------------------------------------------------------------------
     def emit_sync(self, name: DocumentNames | str, doc: dict) -> None:

@@ -14,26 +14,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bluesky.utils import (
     FailedPause,
-    InvalidCommand,
     Msg,
-    NoReplayAllowed,
     PlanHalt,
     RequestAbort,
     RequestStop,
     single_gen,
 )
 
+from .call import CallContext
 from .compat import enter_engine_call
 from .console import announce
-from .eager import Suspended, start
+from .eager import Suspended
+from .errors import RunEngineError
 from .states import PRIORITY, TransitionError
-from .statuses import StatusGroups
-from .stepper import REPLAYED, UNCACHEABLE, MessageCache, PlanFinished, PlanStack, replay
+from .stepper import REPLAYED, UNCACHEABLE, PlanFinished, replay
 from .suspension import tripped_futures
 
 if TYPE_CHECKING:
@@ -47,7 +45,7 @@ _FIX_YOUR_PLAN = "Please fix your plan."
 T = TypeVar("T")
 
 
-class PauseWithoutCheckpoint(FailedPause, RequestAbort):
+class PauseWithoutCheckpoint(RunEngineError, FailedPause, RequestAbort):
     """A pause where no checkpoint could resume the plan: the run is aborted instead.
 
     Also a :class:`RequestAbort`, so ``run_wrapper`` closes the run with ``exit_status='abort'``.
@@ -80,104 +78,35 @@ class _CutShort:
         self.cached = cached
 
 
-def _invalid(msg: Msg) -> NoReturn:
-    raise InvalidCommand(msg.command)
-
-
-def _is_pausable(obj: Any) -> bool:
-    return callable(getattr(obj, "pause", None)) and callable(getattr(obj, "resume", None))
-
-
-class Execution:
-    """The state of one ``RE(plan)`` call, from its first message to its last cleanup."""
+class Execution(CallContext):
+    """One ``RE(plan)`` call, from its first message to its last cleanup: the message loop,
+    its interruptions and its end, over the :class:`~runengine.call.CallContext` its
+    handlers see."""
 
     def __init__(self, engine: RunEngine, plan: Any) -> None:
-        self.engine = engine
-        self.loop = engine._loop
-        self.stack = PlanStack(plan)
-        self.cache = MessageCache()
-        self.cache.rewindable = engine._rewindable
-        self.statuses = StatusGroups(self.loop)
-        self.runs: dict[Any, RunBundle] = {}
-        self.run_start_uids: list[str] = []
-        self.staged: dict[Any, None] = {}
-        self.moved: dict[Any, None] = {}
-        self.seen: dict[Any, None] = {}
-        self.temp_tokens: set[int] = set()
+        super().__init__(engine, plan)
         self.exit_status = "success"
-        self.reason = ""
         self.exception: BaseException | None = None
         self.error: BaseException | None = None
         self.plan_return: Any = None
         self.interrupted = False
         self.halting = False
         self.paused = False
-        self.finished = False
         self.started = False  # set on the loop when the first message is about to be taken
-        self.interrupt: tuple[str, Any] | None = None
-        self.pause_requested_by = ""
         self.inflight: asyncio.Task | None = None
         self.task: asyncio.Task | None = None
         # Set when the plan parks (paused) or the call ends: what the user's thread waits for.
         self.segment = threading.Event()
         self.decision: asyncio.Future | None = None  # while parked: resume, stop, abort or halt
-        self.held_suspensions: list[tuple] = []
         self._raised_by_replayed = False  # the pending exception came from a cached message
         self.sideband_cancel = False  # the task was cancelled from outside (RE._task.cancel())
-        self.in_suspension = False  # from _start_suspender to the end of its post_plan
-        # Called at the very end of the call, last added first, whatever ended it (stop, abort,
-        # halt, panic, an exception): commands register what must never outlive the plan
-        # (the hardware locks it holds).
-        self.cleanups: list[Callable[[], Any]] = []
-        self._slots: dict[Any, Any] = {}
-
-    # ---- what features keep per call ------------------------------------------------------
-    def slot(self, key: Any, factory: Callable[[], T]) -> T:
-        """This call's state of a feature under ``key``: made by ``factory()`` on first use,
-        gone with the call (a feature keeps nothing per call anywhere else)."""
-        try:
-            return self._slots[key]
-        except KeyError:
-            made = self._slots[key] = factory()
-            return made
-
-    def add_cleanup(self, cleanup: Callable[[], Any]) -> None:
-        """Call ``cleanup()`` at the very end of the call, however it ends (last added first);
-        what it raises is logged."""
-        self.cleanups.append(cleanup)
-
-    def watch(self, obj: Any) -> None:
-        """Give ``obj``'s ``pause()``/``resume()`` the call's pauses and suspensions, as a
-        device's (bluesky's Pausable)."""
-        self.seen[obj] = None
-
-    # ---- dispatch --------------------------------------------------------------------------
-    def handle(self, msg: Msg) -> Any:
-        """Run ``msg``'s handler: its response, or a :class:`Suspended` to await.
-
-        The one dispatch: the message loop inlines it, sub-plans call it.
-        """
-        handler = self.engine._plain_commands.get(msg.command) or self._resolve(msg.command)
-        return handler(msg)
-
-    def _resolve(self, command: str) -> Callable[[Msg], Any]:
-        """The handler of a command the plain table lacks: an async one (started eagerly), an
-        extension's (loaded now), or one that raises InvalidCommand."""
-        engine = self.engine
-        handler = engine._command_registry.get(command) or engine._load_command(command)
-        if handler is None:
-            return _invalid
-        plain = engine._plain_commands.get(command)  # an extension's, loaded just now
-        if plain is not None:
-            return plain
-        return lambda msg: start(handler(msg))
 
     # ---- the message loop ----------------------------------------------------------------
     async def run(self) -> None:
         """Feed the plan's messages to their handlers until it ends; then clean up."""
         engine = self.engine
         stack, cache, statuses, seen = self.stack, self.cache, self.statuses, self.seen
-        plain = engine._plain_commands
+        handlers = self.handlers
         gens = stack.generators
         response: Any = None
         exc: BaseException | None = None
@@ -223,7 +152,7 @@ class Execution:
                         engine.msg_hook(msg)
                     if obj is not None and obj not in seen:
                         seen[obj] = None
-                    handler = plain.get(command)  # Execution.handle, inlined
+                    handler = handlers.get(command)  # CallContext.handle, inlined
                     if handler is None:  # before caching: an extension's spec may say no
                         handler = self._resolve(command)
                     # MessageCache.record, inlined: this runs for every message.
@@ -406,26 +335,6 @@ class Execution:
             self.paused = False
             self.decision = None
 
-    def hold_devices(self) -> None:
-        """What a pause or suspension does to hardware: stop movers, pause Pausables."""
-        self.statuses.pardon()
-        self.stop_movers()
-        for obj in list(self.seen):
-            if _is_pausable(obj):
-                try:
-                    obj.pause()
-                except NoReplayAllowed:
-                    self.checkpoint()
-        for bundle in self.runs.values():
-            bundle.suspend_monitors()
-
-    def release_devices(self) -> None:
-        for bundle in self.runs.values():
-            bundle.restore_monitors()
-        for obj in list(self.seen):
-            if _is_pausable(obj):
-                obj.resume()
-
     def _resume(self, owed: Any, exc: BaseException | None) -> None:
         self.release_devices()
         for bundle in self.runs.values():
@@ -445,49 +354,6 @@ class Execution:
             if fut not in awaited:
                 why = "a suspender tripped while paused"
                 self.stack.push(single_gen(Msg("_start_suspender", None, None, None, why, fut)))
-
-    def rewind(self) -> Any:
-        """Back to the last checkpoint: a generator replaying the messages since then.
-
-        With nothing to replay (not rewindable, or a pause right at a checkpoint) no event is
-        re-taken, so the runs keep their seq_nums and any open event bundle, as in bluesky.
-        """
-        return replay(self._take_replay())
-
-    def _take_replay(self) -> list[Msg]:
-        msgs = self.cache.take()
-        if msgs:
-            for bundle in self.runs.values():
-                bundle.rewind()
-        return msgs
-
-    def checkpoint(self) -> None:
-        """Make this point the one a resume returns to."""
-        self.cache.checkpoint()
-        if self.cache.resumable:
-            for bundle in self.runs.values():
-                bundle.checkpoint()
-
-    def checkpoint_at_close_run(self) -> None:
-        """A closed run's messages cannot be replayed: closing a run is a checkpoint.
-
-        (bluesky replays them, and its replayed 'create' fails for want of an open run.) Not
-        while another run has an event bundle open: its replay must start with its 'create'.
-        """
-        if all(bundle.bundle_name is None for bundle in self.runs.values()):
-            self.checkpoint()
-
-    def stop_movers(self) -> None:
-        for obj in list(self.moved):
-            stop = getattr(obj, "stop", None)
-            if stop is None:
-                continue
-            try:
-                stop(success=True)
-            except TypeError:
-                stop()
-            except Exception as err:
-                logger.exception("Failed to stop %r: %r", obj, err)
 
     # ---- the end ---------------------------------------------------------------------------
     async def _finalize(self) -> None:
@@ -531,13 +397,10 @@ class Execution:
 
     async def _backstop_collect(self, bundle: RunBundle) -> None:
         """Collect the flyers of a run left open that were kicked off and never collected."""
-        collect = self.engine._command_registry.get("collect")
         run = next(key for key, open_bundle in self.runs.items() if open_bundle is bundle)
         for obj in list(bundle.uncollected):
             try:
-                result = collect(Msg("collect", obj, run=run))
-                if asyncio.iscoroutine(result):
-                    result = start(result)
+                result = self.handle(Msg("collect", obj, run=run))
                 if type(result) is Suspended:
                     await result.finish()
             except Exception as err:

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .commands.registry import BUILTIN_COMMANDS
+from .errors import RunEngineError
 
 __all__ = ["DEFAULT_EXTENSIONS", "Extension", "ExtensionError", "load"]
 
 
-class ExtensionError(ImportError):
+class ExtensionError(RunEngineError, ImportError):
     """An extension's module did not register the commands the extension declares."""
 
 

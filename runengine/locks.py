@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import RunEngineError
+
 __all__ = [
     "Acquired",
     "HardwareLock",
@@ -41,8 +43,11 @@ logger = logging.getLogger(__name__)
 HELD, YIELDING, DROPPED, RELEASED, LOST = "held", "yielding", "dropped", "released", "lost"
 
 
-class LockError(RuntimeError):
-    """A lock used wrongly (releasing a token one does not hold), or a failed wait."""
+class LockError(RunEngineError, RuntimeError):
+    """A lock used wrongly (releasing a token one does not hold), or a failed wait.
+
+    The root of the lock errors (a RunEngineError and a RuntimeError).
+    """
 
     def __init__(self, message: str, holder: LockHolder | None = None) -> None:
         super().__init__(message)

@@ -10,6 +10,8 @@ from typing import Any
 
 from bluesky.utils import Msg
 
+from .errors import RunEngineError
+
 __all__ = ["REPLAYED", "UNCACHEABLE", "MessageCache", "PlanFinished", "PlanStack", "replay"]
 
 #: Commands never cached for replay: they change the engine's own bookkeeping, not the
@@ -18,7 +20,7 @@ __all__ = ["REPLAYED", "UNCACHEABLE", "MessageCache", "PlanFinished", "PlanStack
 UNCACHEABLE: set[str] = set()
 
 
-class PlanFinished(Exception):
+class PlanFinished(RunEngineError):
     """The bottom plan of the stack returned ``value``."""
 
     def __init__(self, value: Any) -> None:
@@ -109,8 +111,9 @@ class PlanStack:
             gen = self._gens.pop()
             try:
                 gen.close()
-            except RuntimeError:
-                misbehaving.append(gen)
+            except RuntimeError as err:  # Python's words for a yield in place of closing
+                if "ignored GeneratorExit" in str(err):
+                    misbehaving.append(gen)
             except Exception:
                 pass
         self._owed.clear()

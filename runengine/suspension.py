@@ -41,8 +41,9 @@ def _get_futures_atomically(self: SuspenderBase) -> tuple[list, str]:
 
 def harden(suspender: Any) -> None:
     """Let a bluesky SuspenderBase register a trip even while the engine's loop is busy,
-    and hand out only events that its release will set."""
-    if isinstance(suspender, SuspenderBase):
+    and hand out only events that its release will set (unless it does so itself:
+    ``hardened = True``)."""
+    if isinstance(suspender, SuspenderBase) and not getattr(suspender, "hardened", False):
         suspender._SuspenderBase__make_event = types.MethodType(_make_event_now, suspender)
         suspender.get_futures = types.MethodType(_get_futures_atomically, suspender)
 

@@ -24,11 +24,13 @@ from caproto.asyncio.server import Context
 from caproto.server import PVGroup, pvproperty, template_arg_parser
 from caproto.server import common as server_common
 
+from ..errors import DeviceError
+
 HEARTBEAT_PERIOD = 1.0
 HIGH_LOAD_TIMEOUT = 0.001  # see serve()
 
 
-class InjectedFault(RuntimeError):
+class InjectedFault(DeviceError, RuntimeError):
     """Raised by a putter while ``FAULT:FAIL_PUTS`` is set."""
 
 

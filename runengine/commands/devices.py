@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
 from .registry import command, supports
 from .runs import resolve, run_of
 
+if TYPE_CHECKING:
+    from ..call import CallContext
 
-def _track(RE: Any, status: Any, msg: Msg, group: Any) -> Any:
+
+def _track(call: CallContext, status: Any, msg: Msg, group: Any) -> Any:
     if status is None or not hasattr(status, "add_callback"):
         raise TypeError(
             f"{msg.obj!r}.{msg.command}() returned {status!r}; a Status object is required"
         )
-    RE._exec.statuses.add(status, group)
+    call.statuses.add(status, group)
     return status
 
 
@@ -26,7 +29,7 @@ def _kwargs(msg: Msg) -> tuple[Any, dict]:
     return kwargs.pop("group", None), kwargs
 
 
-def _start_action(RE: Any, msg: Msg, method: str) -> Any:
+def _start_action(call: CallContext, msg: Msg, method: str) -> Any:
     """``obj.<method>(*args, **kwargs)`` and track the Status it returns in ``group``."""
     obj = msg.obj
     group, kwargs = _kwargs(msg)
@@ -35,79 +38,77 @@ def _start_action(RE: Any, msg: Msg, method: str) -> Any:
     except AttributeError:
         supports(obj, method, command=msg.command)  # a clear error if the method is missing
         raise
-    return _track(RE, status, msg, group)
+    return _track(call, status, msg, group)
 
 
 @command("set")
-def set_(RE: Any, msg: Msg) -> Any:
+def set_(call: CallContext, msg: Msg) -> Any:
     """``obj.set(*args)``; returns the Status, tracked in ``group``. Stopped on pause and exit."""
-    status = _start_action(RE, msg, "set")
-    RE._exec.moved[msg.obj] = None
+    status = _start_action(call, msg, "set")
+    call.moved[msg.obj] = None
     return status
 
 
 @command("trigger")
-def trigger(RE: Any, msg: Msg) -> Any:
+def trigger(call: CallContext, msg: Msg) -> Any:
     """``obj.trigger()``; returns the Status, tracked in ``group``."""
-    return _start_action(RE, msg, "trigger")
+    return _start_action(call, msg, "trigger")
 
 
 @command("stage", cacheable=False, subplan="stage devices in the main plan before run_graph")
-def stage(RE: Any, msg: Msg) -> Any:
+def stage(call: CallContext, msg: Msg) -> Any:
     """Stage ``obj`` (unstaged at the end of the call); an implicit checkpoint."""
     obj = msg.obj
     group, _ = _kwargs(msg)
-    ex = RE._exec
     result: Any = []
     if callable(getattr(obj, "stage", None)) and callable(getattr(obj, "unstage", None)):
         result = obj.stage()  # staged twice: the device decides (ophyd raises RedundantStaging)
-        ex.staged[obj] = None
+        call.staged[obj] = None
         if hasattr(result, "add_callback"):
-            _track(RE, result, msg, group)
-    ex.checkpoint()
+            _track(call, result, msg, group)
+    call.checkpoint()
     return result
 
 
 @command("unstage", cacheable=False, subplan="unstage devices in the main plan after run_graph")
-def unstage(RE: Any, msg: Msg) -> Any:
+def unstage(call: CallContext, msg: Msg) -> Any:
     """Unstage ``obj``; an implicit checkpoint."""
     obj = msg.obj
     group, _ = _kwargs(msg)
-    ex = RE._exec
     result: Any = []
     if callable(getattr(obj, "unstage", None)) and callable(getattr(obj, "stage", None)):
         result = obj.unstage()
-        ex.staged.pop(obj, None)
+        call.staged.pop(obj, None)
         if hasattr(result, "add_callback"):
-            _track(RE, result, msg, group)
-    ex.checkpoint()
+            _track(call, result, msg, group)
+    call.checkpoint()
     return result
 
 
 @command("kickoff")
-def kickoff(RE: Any, msg: Msg) -> Any:
+def kickoff(call: CallContext, msg: Msg) -> Any:
     """Start a flyer (needs an open run); collected at the end of the run if nobody does."""
-    bundle = run_of(RE, msg, "kickoff")
+    bundle = run_of(call, msg, "kickoff")
     supports(msg.obj, "kickoff", "complete", command="kickoff")
-    status = _start_action(RE, msg, "kickoff")
+    status = _start_action(call, msg, "kickoff")
     bundle.uncollected.add(msg.obj)
     return status
 
 
 @command("complete")
-def complete(RE: Any, msg: Msg) -> Any:
+def complete(call: CallContext, msg: Msg) -> Any:
     """``obj.complete()``; returns the Status, tracked in ``group``."""
-    return _start_action(RE, msg, "complete")
+    return _start_action(call, msg, "complete")
 
 
 @command("prepare")
-def prepare(RE: Any, msg: Msg) -> Any:
+def prepare(call: CallContext, msg: Msg) -> Any:
     """``obj.prepare(value)``; returns the Status, tracked in ``group``."""
-    return _start_action(RE, msg, "prepare")
+    return _start_action(call, msg, "prepare")
 
 
 @command("locate")
-async def locate(RE: Any, msg: Msg) -> Any:
+async def locate(call: CallContext, msg: Msg) -> Any:
     """Where objects are: one location, or a list for several (or ``squeeze=False``)."""
     objs = [msg.obj, *msg.args]
     for obj in objs:
@@ -121,7 +122,7 @@ async def locate(RE: Any, msg: Msg) -> Any:
 
 
 @command("stop")
-async def stop(RE: Any, msg: Msg) -> Any:
+async def stop(call: CallContext, msg: Msg) -> Any:
     """``obj.stop()``."""
     obj = supports(msg.obj, "stop", command="stop")
     return await resolve(obj.stop(*msg.args, **msg.kwargs))

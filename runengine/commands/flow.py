@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import IllegalMessageSequence, Msg, ensure_generator
@@ -15,20 +15,23 @@ from ..stepper import REPLAYED
 from ..suspension import tripped_futures
 from .registry import command
 
+if TYPE_CHECKING:
+    from ..call import CallContext
+
 
 @command("null")
-def null(RE: Any, msg: Msg) -> None:
+def null(call: CallContext, msg: Msg) -> None:
     """Do nothing."""
 
 
 @command("RE_class")
-def re_class(RE: Any, msg: Msg) -> type:
+def re_class(call: CallContext, msg: Msg) -> type:
     """Return the engine's class."""
-    return type(RE)
+    return type(call.engine)
 
 
 @command("wait")
-def wait(RE: Any, msg: Msg) -> Any:
+def wait(call: CallContext, msg: Msg) -> Any:
     """Wait for every status in ``group``; True when all are done."""
     kwargs = msg.kwargs
     if msg.args:
@@ -37,8 +40,8 @@ def wait(RE: Any, msg: Msg) -> Any:
         group = kwargs["group"]
     else:
         raise KeyError("Msg('wait') needs a group: Msg('wait', None, group=...)")
-    statuses = RE._exec.statuses
-    hook = statuses.waiting_hook = RE.waiting_hook
+    statuses = call.statuses
+    hook = statuses.waiting_hook = call.engine.waiting_hook
     if hook is None and not kwargs.get("watch") and statuses.finished_well(group):
         return True  # the common case of a Signal's trigger: no coroutine to run
     return start(
@@ -52,7 +55,7 @@ def wait(RE: Any, msg: Msg) -> Any:
 
 
 @command("wait_for")
-async def wait_for(RE: Any, msg: Msg) -> list:
+async def wait_for(call: CallContext, msg: Msg) -> list:
     """Wait for awaitables made by the given factories; returns their futures."""
     (factories,) = msg.args
     futures = [asyncio.ensure_future(factory()) for factory in factories]
@@ -70,62 +73,57 @@ async def wait_for(RE: Any, msg: Msg) -> list:
 
 
 @command("sleep")
-async def sleep(RE: Any, msg: Msg) -> None:
+async def sleep(call: CallContext, msg: Msg) -> None:
     """Sleep ``args[0]`` seconds (cut short by a pause, and replayed on resume)."""
     await asyncio.sleep(*msg.args)
 
 
 @command("checkpoint")
-def checkpoint(RE: Any, msg: Msg) -> None:
+def checkpoint(call: CallContext, msg: Msg) -> None:
     """Mark a safe place to resume from; a deferred pause happens here."""
-    ex = RE._exec
-    for bundle in ex.runs.values():
+    for bundle in call.runs.values():
         if bundle.bundle_name is not None:
             raise IllegalMessageSequence(
                 "Cannot 'checkpoint' after 'create' and before 'save'. Aborting!"
             )
-    ex.checkpoint()
-    if RE._controller.deferred_pause:
-        RE._controller.apply("deferred_due", None, None, ex.pause_requested_by)
+    call.at_checkpoint()
 
 
 @command("clear_checkpoint", subplan="checkpoints of the main plan are not a sub-plan's to clear")
-def clear_checkpoint(RE: Any, msg: Msg) -> None:
+def clear_checkpoint(call: CallContext, msg: Msg) -> None:
     """No resuming from here on: a pause becomes an abort for the rest of the call."""
-    ex = RE._exec
-    ex.cache.clear()
-    for bundle in ex.runs.values():
+    call.cache.clear()
+    for bundle in call.runs.values():
         bundle.clear_checkpoint()
 
 
 @command("rewindable", subplan="rewinding is set by the main plan")
-def rewindable(RE: Any, msg: Msg) -> bool:
+def rewindable(call: CallContext, msg: Msg) -> bool:
     """Set whether messages are cached for replay (if given); returns the flag.
 
     The flag is the engine's (``RE.rewindable``): as in bluesky it outlasts the call.
     """
-    ex = RE._exec
     flag = msg.args[0] if msg.args else None
-    if flag is not None and bool(flag) != ex.cache.rewindable:
-        ex.cache.rewindable = RE._rewindable = bool(flag)
-        ex.checkpoint()
-    return ex.cache.rewindable
+    if flag is not None and bool(flag) != call.cache.rewindable:
+        call.set_rewindable(bool(flag))
+        call.checkpoint()
+    return call.cache.rewindable
 
 
 @command("pause", cacheable=False, subplan="pausing is for the main plan")
-def pause(RE: Any, msg: Msg) -> None:
+def pause(call: CallContext, msg: Msg) -> None:
     """Pause now, or at the next checkpoint with ``defer=True``; may carry a name and callback."""
     unknown = set(msg.kwargs) - {"defer", "name", "callback"}
     if unknown:
         raise TypeError(f"Msg('pause') got unexpected keyword arguments {sorted(unknown)}")
     name = msg.kwargs.get("name")
-    RE._request_pause(
-        msg.kwargs.get("defer", False), name, msg.kwargs.get("callback"), 0, who=name or "plan"
+    call.request_pause(
+        msg.kwargs.get("defer", False), name, msg.kwargs.get("callback"), name or "plan"
     )
 
 
 @command("input", subplan="only the main plan may prompt")
-async def input_(RE: Any, msg: Msg) -> str:
+async def input_(call: CallContext, msg: Msg) -> str:
     """Prompt the user and return a line typed on stdin (the loop keeps running)."""
     prompt = msg.kwargs.get("prompt", "")
     show_prompt(prompt)
@@ -134,37 +132,33 @@ async def input_(RE: Any, msg: Msg) -> str:
 
 
 @command("subscribe", cacheable=False, subplan="subscribe in the main plan")
-def subscribe(RE: Any, msg: Msg) -> int:
+def subscribe(call: CallContext, msg: Msg) -> int:
     """Subscribe a callback until the next call: ``Msg('subscribe', None, func, name)``."""
     func, *rest = msg.args
     name = rest[0] if rest else msg.kwargs.get("name", "all")
-    token = RE.dispatcher.subscribe(func, name)
-    RE._temp_tokens.append(token)
-    RE._exec.checkpoint()
+    token = call.subscribe(func, name)
+    call.checkpoint()
     return token
 
 
 @command("unsubscribe", cacheable=False, subplan="subscribe in the main plan")
-def unsubscribe(RE: Any, msg: Msg) -> None:
+def unsubscribe(call: CallContext, msg: Msg) -> None:
     """Remove a subscription made with Msg('subscribe')."""
     token = msg.args[0] if msg.args else msg.kwargs["token"]
-    if token not in RE._temp_tokens:
-        raise KeyError(f"{token!r} is not a token returned by Msg('subscribe') in this call")
-    RE._temp_tokens.remove(token)
-    RE.dispatcher.unsubscribe(token)
-    RE._exec.checkpoint()
+    call.unsubscribe(token)
+    call.checkpoint()
 
 
 @command("install_suspender", cacheable=False, subplan="suspenders belong to the main plan")
-def install_suspender(RE: Any, msg: Msg) -> None:
+def install_suspender(call: CallContext, msg: Msg) -> None:
     """Install a suspender for the rest of the session."""
-    RE.install_suspender(msg.args[0])
+    call.engine.install_suspender(msg.args[0])
 
 
 @command("remove_suspender", cacheable=False, subplan="suspenders belong to the main plan")
-def remove_suspender(RE: Any, msg: Msg) -> None:
+def remove_suspender(call: CallContext, msg: Msg) -> None:
     """Remove a suspender."""
-    RE.remove_suspender(msg.args[0])
+    call.engine.remove_suspender(msg.args[0])
 
 
 def _plan_of(plan: Any) -> Any:
@@ -172,16 +166,15 @@ def _plan_of(plan: Any) -> Any:
 
 
 @command("_start_suspender", cacheable=False, subplan="suspenders belong to the main plan")
-def start_suspender(RE: Any, msg: Msg) -> None:
+def start_suspender(call: CallContext, msg: Msg) -> None:
     """Internal: hold the hardware, wait for the suspender to clear, then replay."""
     pre_plan, post_plan, justification, fut = msg.args
-    ex = RE._exec
-    for bundle in ex.runs.values():
+    for bundle in call.runs.values():
         bundle.record_interruption(justification or "suspended", "suspender", justification or "")
-    ex.hold_devices()
-    replayed = ex.rewind()
-    was_rewindable = ex.cache.rewindable
-    ex.in_suspension = True
+    call.hold_devices()
+    replayed = call.rewind()
+    was_rewindable = call.cache.rewindable
+    call.in_suspension = True
 
     def suspension() -> Any:
         yield Msg("rewindable", None, False)
@@ -190,19 +183,19 @@ def start_suspender(RE: Any, msg: Msg) -> None:
                 yield from _plan_of(pre_plan)
             yield Msg("wait_for", None, [fut])
             # Another suspender may have tripped meanwhile, unheard: hold until all are clear.
-            while others := tripped_futures(RE.suspenders):
+            while others := tripped_futures(call.engine.suspenders):
                 yield Msg("wait_for", None, others)
             yield Msg("_resume_from_suspender")
             if post_plan is not None:
                 yield from _plan_of(post_plan)
         except BaseException:
             # The plan ends here: put the flag back directly (it outlasts the call).
-            ex.cache.rewindable = RE._rewindable = was_rewindable
+            call.set_rewindable(was_rewindable)
             raise
         finally:
-            ex.in_suspension = False
+            call.in_suspension = False
         # Suspensions requested meanwhile start now, each with its own pre and post plans.
-        held, ex.held_suspensions[:] = list(ex.held_suspensions), []
+        held, call.held_suspensions[:] = list(call.held_suspensions), []
         for fut_, pre, post, why in held:
             yield Msg("_start_suspender", None, pre, post, why, fut_)
         yield Msg("rewindable", None, was_rewindable)
@@ -211,10 +204,10 @@ def start_suspender(RE: Any, msg: Msg) -> None:
             last = yield replayed_msg
         return last
 
-    ex.stack.push(suspension(), REPLAYED)
+    call.stack.push(suspension(), REPLAYED)
 
 
 @command("_resume_from_suspender", subplan="suspenders belong to the main plan")
-def resume_from_suspender(RE: Any, msg: Msg) -> None:
+def resume_from_suspender(call: CallContext, msg: Msg) -> None:
     """Internal: restore monitors and resume Pausable devices after a suspension."""
-    RE._exec.release_devices()
+    call.release_devices()

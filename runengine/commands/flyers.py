@@ -11,21 +11,25 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import IllegalMessageSequence, Msg
 from event_model import EventModelError, EventModelValidationError
 
 from ..documents import RunBundle, Stream
+from ..errors import RunEngineError
 from .registry import UnsupportedObject, command, supports
 from .runs import resolve, run_of
+
+if TYPE_CHECKING:
+    from ..call import CallContext
 
 __all__ = ["StreamDeclarationError", "collect", "describe_collect_into"]
 
 Routes = dict[frozenset, str]  # the data keys of an old-style stream -> its name
 
 
-class StreamDeclarationError(IllegalMessageSequence, AssertionError):
+class StreamDeclarationError(RunEngineError, IllegalMessageSequence, AssertionError):
     """A collect or declare_stream the declared streams do not allow (an AssertionError too,
     as in bluesky)."""
 
@@ -256,9 +260,9 @@ async def _collect_pages(
 
 # ---- the command -----------------------------------------------------------------------------
 @command("collect")
-async def collect(RE: Any, msg: Msg) -> Any:
+async def collect(call: CallContext, msg: Msg) -> Any:
     """Collect data a flyer recorded and emit it as event pages (and asset documents)."""
-    bundle = run_of(RE, msg, "collect")
+    bundle = run_of(call, msg, "collect")
     if msg.kwargs.get("stream", False) is True:
         raise RuntimeError(
             "Collect now emits EventPages (stream=False), "

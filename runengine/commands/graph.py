@@ -18,13 +18,16 @@ running while the plan is paused and is cancelled when the call ends, however it
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import IllegalMessageSequence, Msg
 
 from ..graph.graph import ActionGraph
 from ..graph.subplans import PlanContext, wait_quietly
 from .registry import command
+
+if TYPE_CHECKING:
+    from ..call import CallContext
 
 _POLL = 0.05  # how often a background graph looks whether its call has ended
 
@@ -36,49 +39,48 @@ def _graph_of(msg: Msg) -> ActionGraph:
     return graph
 
 
-def _recheckpoint(ex: Any, msg: Msg | None) -> None:
+def _recheckpoint(call: CallContext, msg: Msg | None) -> None:
     """Make this the checkpoint a resume returns to (and re-sends ``msg`` from)."""
-    ex.checkpoint()
-    cache = ex.cache
+    call.checkpoint()
+    cache = call.cache
     if msg is not None and cache.msgs is not None and cache.rewindable:
         cache.msgs.append(msg)
 
 
 @command("run_graph", subplan="nest an ActionGraph in the graph instead")
-async def run_graph(RE: Any, msg: Msg) -> Any:
+async def run_graph(call: CallContext, msg: Msg) -> Any:
     """Run an ActionGraph's actions concurrently; returns its GraphResult."""
     graph = _graph_of(msg)
-    ex = RE._exec
-    for bundle in ex.runs.values():
+    for bundle in call.runs.values():
         if bundle.bundle_name is not None:
             raise IllegalMessageSequence("Cannot 'run_graph' after 'create' and before 'save'")
-    _recheckpoint(ex, msg)
+    _recheckpoint(call, msg)
     stream = msg.kwargs.get("status_stream", "action_status")
-    ctx = PlanContext(RE, msg.run, stream, graph.text_label)
+    ctx = PlanContext(call, msg.run, stream, graph.text_label)
     try:
         result = await graph._co_run(ctx)
     except asyncio.CancelledError:
         # Interrupted: events emitted so far stay emitted, and their seq_nums stay taken.
-        for bundle in ex.runs.values():
+        for bundle in call.runs.values():
             bundle.checkpoint()
         raise
     except BaseException:
-        _recheckpoint(ex, None)
+        _recheckpoint(call, None)
         raise
-    _recheckpoint(ex, None)
+    _recheckpoint(call, None)
     return result
 
 
-def _background(ex: Any) -> dict:
-    return ex.slot("background graphs", dict)
+def _background(call: CallContext) -> dict:
+    return call.slot("background graphs", dict)
 
 
-async def _supervise(ex: Any, graph: ActionGraph, ctx: PlanContext) -> Any:
+async def _supervise(call: CallContext, graph: ActionGraph, ctx: PlanContext) -> Any:
     """Run ``graph`` until it ends or its engine call does (however the call ends)."""
     task = asyncio.ensure_future(graph._co_run(ctx))
     try:
         while not task.done():
-            if ex.finished:  # the call ended without end_graph (a halt, a crash)
+            if call.finished:  # the call ended without end_graph (a halt, a crash)
                 graph.end()
                 await wait_quietly(task)
                 return None
@@ -91,24 +93,23 @@ async def _supervise(ex: Any, graph: ActionGraph, ctx: PlanContext) -> Any:
 
 
 @command("start_graph")
-def start_graph(RE: Any, msg: Msg) -> None:
+def start_graph(call: CallContext, msg: Msg) -> None:
     """Start an ActionGraph in the background of this call (see 'end_graph')."""
     graph = _graph_of(msg)
-    ex = RE._exec
-    running = _background(ex).get(graph)
+    running = _background(call).get(graph)
     if running is not None and not running.done():
         return  # replayed after a rewind: it runs already
     graph.check(alongside=True)
     stream = msg.kwargs.get("status_stream", "action_status")
-    ctx = PlanContext(RE, msg.run, stream, graph.text_label, alongside=True)
-    _background(ex)[graph] = asyncio.ensure_future(_supervise(ex, graph, ctx))
+    ctx = PlanContext(call, msg.run, stream, graph.text_label, alongside=True)
+    _background(call)[graph] = asyncio.ensure_future(_supervise(call, graph, ctx))
 
 
 @command("end_graph")
-async def end_graph(RE: Any, msg: Msg) -> Any:
+async def end_graph(call: CallContext, msg: Msg) -> Any:
     """End a background ActionGraph: cancel what still runs; returns its GraphResult."""
     graph = _graph_of(msg)
-    task = _background(RE._exec).pop(graph, None)
+    task = _background(call).pop(graph, None)
     if task is None:
         return graph.last_result
     graph.end()

@@ -15,7 +15,7 @@ made with ``release_on_pause=True`` are let go when the plan pauses or suspends,
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
@@ -33,6 +33,9 @@ from ..locks import (
 )
 from .registry import UnsupportedObject, command
 
+if TYPE_CHECKING:
+    from ..call import CallContext
+
 
 class PlanLocks:
     """The locks of one ``RE(plan)`` call.
@@ -41,10 +44,9 @@ class PlanLocks:
     (bluesky's Pausable): that is how this learns of pauses and suspensions.
     """
 
-    def __init__(self, RE: Any, ex: Any) -> None:
-        self.RE = RE
-        self.ex = ex
-        plan = RE._plan
+    def __init__(self, call: CallContext) -> None:
+        self.ex = call
+        plan = call.plan
         self.plan_name = getattr(plan, "__name__", None) or type(plan).__name__
         self.owner = f"RE:{self.plan_name}"
         self.tokens: dict[HardwareLock, LockToken] = {}
@@ -140,10 +142,9 @@ class PlanLocks:
         return token
 
 
-def plan_locks(RE: Any) -> PlanLocks:
+def plan_locks(call: CallContext) -> PlanLocks:
     """The lock bookkeeping of the engine's current call (made on first use)."""
-    ex = RE._exec
-    return ex.slot(PlanLocks, lambda: _started(PlanLocks(RE, ex)))
+    return call.slot(PlanLocks, lambda: _started(PlanLocks(call)))
 
 
 def _started(locks: PlanLocks) -> PlanLocks:
@@ -153,12 +154,12 @@ def _started(locks: PlanLocks) -> PlanLocks:
 
 
 @command("acquire_lock")
-def acquire_lock(RE: Any, msg: Msg) -> Any:
+def acquire_lock(call: CallContext, msg: Msg) -> Any:
     """Take a HardwareLock: ``Msg('acquire_lock', lock, job=, timeout=)``; returns a token."""
     lock = msg.obj
     if not isinstance(lock, HardwareLock):
         raise UnsupportedObject(f"Msg('acquire_lock') needs a HardwareLock, not {lock!r}")
-    locks = plan_locks(RE)
+    locks = plan_locks(call)
     replayed = locks.replayed(msg)
     if replayed is not None:
         return replayed
@@ -169,30 +170,30 @@ def acquire_lock(RE: Any, msg: Msg) -> Any:
         locks.note(msg, token)
         return token
     job = msg.kwargs.get("job") or locks.plan_name
-    token = LockToken(lock, job, locks.owner, key=RE)
+    token = LockToken(lock, job, locks.owner, key=call.engine)
     token.timeout = wait
-    waiter = lock._enter(token, wait, RE._loop)
+    waiter = lock._enter(token, wait, call.loop)
     if waiter is None:
         return locks.granted(msg, token)
     return start(locks.wait(msg, token, waiter, wait))
 
 
 @command("yield_lock")
-def yield_lock(RE: Any, msg: Msg) -> Any:
+def yield_lock(call: CallContext, msg: Msg) -> Any:
     """Let everyone waiting for the lock in, then take it back: ``Msg('yield_lock', token)``."""
-    locks = plan_locks(RE)
+    locks = plan_locks(call)
     token = locks.mine(msg.obj, "yield_lock")
     wait = check_timeout(msg.kwargs.get("timeout"), token.lock.default_timeout)
-    waiter = token.lock._yield(token, RE._loop)
+    waiter = token.lock._yield(token, call.loop)
     if waiter is None:
         return token
     return start(locks.wait(msg, token, waiter, wait))
 
 
 @command("release_lock")
-def release_lock(RE: Any, msg: Msg) -> None:
+def release_lock(call: CallContext, msg: Msg) -> None:
     """Release a lock taken with acquire_lock: ``Msg('release_lock', token)``."""
-    locks = plan_locks(RE)
+    locks = plan_locks(call)
     if locks.replayed(msg) is not None:
         return
     token = locks.mine(msg.obj, "release_lock")
@@ -203,9 +204,9 @@ def release_lock(RE: Any, msg: Msg) -> None:
 
 
 @command("_reacquire_locks")
-def reacquire_locks(RE: Any, msg: Msg) -> Any:
+def reacquire_locks(call: CallContext, msg: Msg) -> Any:
     """Internal: take back the locks a pause let go, before the replay goes on."""
-    locks = plan_locks(RE)
+    locks = plan_locks(call)
     dropped = [token for token in locks.tokens.values() if token.state == DROPPED]
     if not dropped:
         return None
@@ -215,7 +216,7 @@ def reacquire_locks(RE: Any, msg: Msg) -> Any:
 async def _reacquire(locks: PlanLocks, msg: Msg, dropped: list[LockToken]) -> None:
     for token in dropped:
         try:
-            waiter = token.lock._enter(token, token.timeout, locks.RE._loop)
+            waiter = token.lock._enter(token, token.timeout, locks.ex.loop)
         except LockError as err:
             token.state = LOST
             raise LockLost(

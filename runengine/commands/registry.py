@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import RunEngineError
 from ..stepper import UNCACHEABLE
 
 __all__ = [
@@ -70,11 +71,11 @@ def command(
     return register
 
 
-class UnsupportedObject(TypeError, AssertionError):
+class UnsupportedObject(RunEngineError, TypeError, AssertionError):
     """An object lacks a method a command needs (an AssertionError too, as in bluesky)."""
 
 
-class MissingArgument(ValueError, AssertionError):
+class MissingArgument(RunEngineError, ValueError, AssertionError):
     """A message lacks an argument its command needs (an AssertionError too, as in bluesky)."""
 
 

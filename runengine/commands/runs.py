@@ -6,13 +6,16 @@ import copy
 import inspect
 import time
 from collections import ChainMap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import IllegalMessageSequence, Msg
 
 from ..documents import RunBundle, new_uid, split_reading
 from ..eager import start
 from .registry import MissingArgument, command, supports
+
+if TYPE_CHECKING:
+    from ..call import CallContext
 
 __all__ = ["describe_into", "resolve", "run_of"]
 
@@ -24,9 +27,9 @@ async def resolve(value: Any) -> Any:
     return value
 
 
-def run_of(RE: Any, msg: Msg, what: str) -> RunBundle:
+def run_of(call: CallContext, msg: Msg, what: str) -> RunBundle:
     """The open run ``msg`` addresses; IllegalMessageSequence if there is none."""
-    bundle = RE._exec.runs.get(msg.run)
+    bundle = call.runs.get(msg.run)
     if bundle is None:
         raise IllegalMessageSequence(
             f"Cannot {what} without an open run"
@@ -64,31 +67,31 @@ async def asset_docs(obj: Any) -> list:
 @command(
     "open_run", cacheable=False, subplan="open and close runs in the main plan, around run_graph"
 )
-async def open_run(RE: Any, msg: Msg) -> str:
+async def open_run(call: CallContext, msg: Msg) -> str:
     """Open a run: emit its start document (md from the call, the message and RE.md)."""
-    ex = RE._exec
-    if msg.run in ex.runs:
+    if msg.run in call.runs:
         raise IllegalMessageSequence(
             "A 'close_run' message was not received before the 'open_run' message"
         )
-    RE.md["scan_id"] = await resolve(RE.scan_id_source(RE.md))
-    plan = RE._plan
+    engine = call.engine
+    engine.md["scan_id"] = await resolve(engine.scan_id_source(engine.md))
+    plan = call.plan
     md = ChainMap(
-        RE._metadata_per_call,
+        call.metadata,
         msg.kwargs,
         {"plan_type": type(plan).__name__, "plan_name": getattr(plan, "__name__", "")},
-        RE.md,
+        engine.md,
     )
-    RE.md_validator(dict(md))
-    md = RE.md_normalizer(copy.deepcopy(dict(md)))
+    engine.md_validator(dict(md))
+    md = engine.md_normalizer(copy.deepcopy(dict(md)))
     start_doc = {"uid": new_uid(), "time": time.time(), **md}
-    ex.runs[msg.run] = bundle = RunBundle(
+    call.runs[msg.run] = bundle = RunBundle(
         start_doc,
-        RE._emit,
-        record_interruptions=RE.record_interruptions,
-        strict=RE._require_stream_declaration,
+        call.emit,
+        record_interruptions=engine.record_interruptions,
+        strict=call.strict_streams,
     )
-    ex.run_start_uids.append(bundle.uid)
+    call.run_start_uids.append(bundle.uid)
     bundle.checkpoint()
     bundle.open()
     return bundle.uid
@@ -97,10 +100,9 @@ async def open_run(RE: Any, msg: Msg) -> str:
 @command(
     "close_run", cacheable=False, subplan="open and close runs in the main plan, around run_graph"
 )
-def close_run(RE: Any, msg: Msg) -> str:
+def close_run(call: CallContext, msg: Msg) -> str:
     """Close a run: emit its stop document; returns the run's start uid."""
-    ex = RE._exec
-    bundle = ex.runs.get(msg.run)
+    bundle = call.runs.get(msg.run)
     if bundle is None:
         raise IllegalMessageSequence(
             "A 'close_run' message was received but there is no run open. If this occurred "
@@ -110,17 +112,17 @@ def close_run(RE: Any, msg: Msg) -> str:
     reason = msg.kwargs.get("reason")
     if reason is None:
         # run_wrapper closes interrupted runs without a reason; keep the one the user gave.
-        reason = ex.reason if exit_status != "success" else ""
-    del ex.runs[msg.run]
+        reason = call.reason if exit_status != "success" else ""
+    del call.runs[msg.run]
     bundle.stop(exit_status, reason)
     return bundle.uid
 
 
 # not cached: a rewind keeps the stream declared, a replay would declare it twice
 @command("declare_stream", cacheable=False)
-async def declare_stream(RE: Any, msg: Msg) -> tuple:
+async def declare_stream(call: CallContext, msg: Msg) -> tuple:
     """Emit a stream's descriptor now; returns (descriptor, compose_event, objs)."""
-    bundle = run_of(RE, msg, "declare a stream")
+    bundle = run_of(call, msg, "declare a stream")
     name = msg.kwargs.get("name")
     if name is None:
         raise MissingArgument(  # bluesky's words first: its tests and users match on them
@@ -147,9 +149,9 @@ async def declare_stream(RE: Any, msg: Msg) -> tuple:
 
 
 @command("create")
-def create(RE: Any, msg: Msg) -> None:
+def create(call: CallContext, msg: Msg) -> None:
     """Open an event bundle for the stream ``name``; later reads join it until save/drop."""
-    bundle = run_of(RE, msg, "create an event bundle")
+    bundle = run_of(call, msg, "create an event bundle")
     name = msg.kwargs.get("name")
     if name is None:
         if len(msg.args) != 1:
@@ -162,7 +164,7 @@ def create(RE: Any, msg: Msg) -> None:
 
 
 @command("read")
-def read(RE: Any, msg: Msg) -> Any:
+def read(call: CallContext, msg: Msg) -> Any:
     """Read an object; returns the reading, added to the open event bundle if any."""
     obj = msg.obj
     try:
@@ -170,7 +172,7 @@ def read(RE: Any, msg: Msg) -> Any:
     except AttributeError:
         supports(obj, "read", command="read")
         raise
-    bundle = RE._exec.runs.get(msg.run)
+    bundle = call.runs.get(msg.run)
     stream = bundle.bundle_name if bundle is not None else None
     if not isinstance(reading, dict) or (stream is not None and not bundle.knows(stream, obj)):
         # An async device, or the first reading of this object in this stream.
@@ -200,32 +202,32 @@ async def _read_slowly(bundle: RunBundle | None, obj: Any, reading: Any) -> dict
 
 
 @command("save")
-def save(RE: Any, msg: Msg) -> None:
+def save(call: CallContext, msg: Msg) -> None:
     """Close the event bundle and emit it as an event (its descriptor first, if new)."""
-    bundle = RE._exec.runs.get(msg.run)
+    bundle = call.runs.get(msg.run)
     if bundle is None:
         raise IllegalMessageSequence("Cannot 'save' without an open run and an event bundle.")
     bundle.save()
 
 
 @command("drop")
-def drop(RE: Any, msg: Msg) -> None:
+def drop(call: CallContext, msg: Msg) -> None:
     """Discard the event bundle."""
-    bundle = RE._exec.runs.get(msg.run)
+    bundle = call.runs.get(msg.run)
     if bundle is None:
         raise IllegalMessageSequence("Cannot 'drop' without an open run and an event bundle.")
     bundle.drop()
 
 
 @command("configure")
-async def configure(RE: Any, msg: Msg) -> Any:
+async def configure(call: CallContext, msg: Msg) -> Any:
     """``obj.configure(*args, **kwargs)``; descriptors that include it are re-emitted."""
     obj = supports(msg.obj, "configure", "read_configuration", command="configure")
-    for bundle in RE._exec.runs.values():
+    for bundle in call.runs.values():
         if bundle.bundle_name is not None:
             raise IllegalMessageSequence("Cannot configure after 'create' but before 'save'")
     result = obj.configure(*msg.args, **msg.kwargs)
-    for bundle in RE._exec.runs.values():
+    for bundle in call.runs.values():
         if any(known is obj for _, known in bundle.info):
             conf_keys = await resolve(obj.describe_configuration())
             conf = await resolve(obj.read_configuration())
@@ -242,12 +244,12 @@ def _same(data: dict, other: dict | None) -> bool:
 
 
 @command("monitor", cacheable=False, subplan="monitor in the main plan")
-async def monitor(RE: Any, msg: Msg) -> None:
+async def monitor(call: CallContext, msg: Msg) -> None:
     """Emit an event in stream ``name`` whenever ``obj`` changes, until unmonitor or close_run."""
     obj = supports(msg.obj, "subscribe", "clear_sub", "read", "describe", command="monitor")
     if msg.args:
         raise ValueError("Msg('monitor') takes no positional arguments besides the object")
-    bundle = run_of(RE, msg, "monitor")
+    bundle = run_of(call, msg, "monitor")
     if obj in bundle.monitors:
         raise IllegalMessageSequence(f"{obj!r} is already monitored in this run")
     kwargs = dict(msg.kwargs)
@@ -269,16 +271,16 @@ async def monitor(RE: Any, msg: Msg) -> None:
 
     bundle.monitors[obj] = (emit_event, kwargs)
     obj.subscribe(emit_event, **kwargs)
-    RE._exec.checkpoint()
+    call.checkpoint()
 
 
 @command("unmonitor", cacheable=False, subplan="monitor in the main plan")
-async def unmonitor(RE: Any, msg: Msg) -> None:
+async def unmonitor(call: CallContext, msg: Msg) -> None:
     """Stop monitoring ``obj``."""
     obj = msg.obj
-    bundle = RE._exec.runs.get(msg.run)
+    bundle = call.runs.get(msg.run)
     if bundle is None or obj not in bundle.monitors:
         raise IllegalMessageSequence(f"Cannot 'unmonitor' {obj!r}; it is not being monitored.")
     callback, _ = bundle.monitors.pop(obj)
     obj.clear_sub(callback)
-    RE._exec.checkpoint()
+    call.checkpoint()

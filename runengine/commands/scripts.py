@@ -22,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
 from ..scripts import ScriptRun, ScriptRunner
 from .registry import command
+
+if TYPE_CHECKING:
+    from ..call import CallContext
 
 __all__ = ["runner_for"]
 
@@ -56,10 +59,9 @@ def runner_for(RE: Any) -> ScriptRunner:
 
 
 @command("run_script")
-async def run_script(RE: Any, msg: Msg) -> Any:
+async def run_script(call: CallContext, msg: Msg) -> Any:
     """Run an external script to its end; returns its ScriptResult (never replayed)."""
-    ex = RE._exec
-    steps = ex.slot(_STEPS, dict)  # id(msg) -> (msg, result) of the call's script steps
+    steps = call.slot(_STEPS, dict)  # id(msg) -> (msg, result) of the call's script steps
     known = steps.get(id(msg))
     if known is not None and known[0] is msg:
         # A replay after a pause or suspension: never run a script twice; answer as it did.
@@ -71,11 +73,11 @@ async def run_script(RE: Any, msg: Msg) -> Any:
         raise ValueError(f"on_pause must be one of {_ON_PAUSE}, not {on_pause!r}")
     check = options.pop("check", True)
     status_events = options.pop("status_events", True)
-    runner = options.pop("runner", None) or runner_for(RE)
+    runner = options.pop("runner", None) or runner_for(call.engine)
     script = msg.args[0] if msg.args else options.pop("script", None)
     args = msg.args[1] if len(msg.args) > 1 else options.pop("args", ())
     if status_events:
-        options["on_status"] = _emitter(ex)
+        options["on_status"] = _emitter(call)
     starting = asyncio.ensure_future(runner.start(script, args, **options))
     cancelled = False
     try:
@@ -85,16 +87,16 @@ async def run_script(RE: Any, msg: Msg) -> Any:
         cancelled = True
         run = await _steady(starting)  # it may not be stopped half-way: let it start, then act
     steps[id(msg)] = (msg, run.result)
-    result = await _follow(ex, run, on_pause, cancelled)
+    result = await _follow(call, run, on_pause, cancelled)
     return result.check() if check else result
 
 
-async def _follow(ex: Any, run: ScriptRun, on_pause: str, cancelled: bool) -> Any:
+async def _follow(call: CallContext, run: ScriptRun, on_pause: str, cancelled: bool) -> Any:
     """Wait for the run, acting on each interruption of the engine."""
     while True:
         if cancelled:
             cancelled = False
-            kind = ex.interrupt[0] if ex.interrupt is not None else "cancel"
+            kind = call.interrupt[0] if call.interrupt is not None else "cancel"
             if kind in ("pause", "suspend"):
                 if on_pause == "finish":
                     run.sink.note(f"{kind} requested: letting the script finish first")
@@ -102,7 +104,7 @@ async def _follow(ex: Any, run: ScriptRun, on_pause: str, cancelled: bool) -> An
                     run.result.interrupted = True
                     return await _steady(run.abort(f"{kind} requested (on_pause='interrupt')"))
             else:
-                reason = ex.reason if kind == "abort" and ex.reason else kind
+                reason = call.reason if kind == "abort" and call.reason else kind
                 await _steady(run.abort(f"RunEngine {reason}"))
                 raise asyncio.CancelledError
         try:
@@ -130,7 +132,7 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-def _emitter(ex: Any) -> Any:
+def _emitter(call: CallContext) -> Any:
     """Status messages as events of a ``script_status`` stream of every open run."""
 
     def emit(status: dict) -> None:
@@ -150,7 +152,7 @@ def _emitter(ex: Any) -> Any:
         }
         stamp = status.get("time")
         stamp = stamp if isinstance(stamp, int | float) else 0.0
-        for bundle in list(ex.runs.values()):
+        for bundle in list(call.runs.values()):
             stream = bundle.streams.get(STATUS_STREAM)
             if stream is None:
                 stream = bundle.add_stream(STATUS_STREAM, STATUS_KEYS, {}, {}, {}, ())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..errors import RunEngineError
+
 if TYPE_CHECKING:
     from .action import Action
     from .graph import ActionGraph
@@ -52,8 +54,8 @@ class ActionStatus(NamedTuple):
     exc: BaseException | None = None
 
 
-class GraphError(Exception):
-    """Base class of the errors of action graphs."""
+class GraphError(RunEngineError, RuntimeError):
+    """Base class of the errors of action graphs (a RunEngineError and a RuntimeError)."""
 
 
 class GraphCycleError(GraphError, ValueError):

@@ -33,6 +33,7 @@ from .context import RunContext
 from .result import SubPlanError
 
 if TYPE_CHECKING:
+    from ..call import CallContext
     from .action import Action
 
 __all__ = ["PlanContext", "PlanState"]
@@ -77,16 +78,16 @@ class PlanContext(RunContext):
 
     def __init__(
         self,
-        engine: Any,
+        call: CallContext,
         run_key: Any = None,
         stream: str | None = "action_status",
         graph_label: str = "",
         alongside: bool = False,
     ) -> None:
         super().__init__()
-        self.engine = engine
-        self.ex = engine._exec
-        self.key = self.ex
+        self.engine = call.engine
+        self.ex = call
+        self.key = call
         self.run_key = run_key
         self.stream = stream
         self.graph_label = graph_label

@@ -10,7 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["POLICIES", "BackendUnavailable", "check_policy", "connect", "redis_errors"]
+from ..errors import RunEngineError
+
+__all__ = [
+    "POLICIES",
+    "BackendUnavailable",
+    "ScaleoutError",
+    "check_policy",
+    "connect",
+    "redis_errors",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +27,11 @@ POLICIES = ("fallback", "fail")
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-class BackendUnavailable(ConnectionError):
+class ScaleoutError(RunEngineError, RuntimeError):
+    """Base of every error of the scale-out package (a RunEngineError and a RuntimeError)."""
+
+
+class BackendUnavailable(ScaleoutError, ConnectionError):
     """The shared backend (Redis) cannot be reached; names the URL and the cause."""
 
 

@@ -14,9 +14,10 @@ network broke) loses its token once its lease has run out locally: ``token.valid
 False, a plan's next lock message raises ``LockLost``, and a device guarded by
 :class:`FenceGuard` refuses its stale fence even if it goes on.
 
-``on_failure``: ``"fail"`` raises :class:`LockUnavailable` (a LockError) when Redis does not
-answer; ``"fallback"`` continues as an in-process lock (exclusion within this process only,
-logged loudly); waits in progress at that moment fail with LockUnavailable.
+``on_failure``: ``"fail"`` raises :class:`LockBackendUnavailable` (a LockError and a
+BackendUnavailable) when Redis does not answer; ``"fallback"`` continues as an in-process lock
+(exclusion within this process only, logged loudly); waits in progress at that moment fail
+with LockBackendUnavailable.
 
 Not shared across processes: :class:`SuspendWhileLocked` and ``subscribe`` see this process's
 holders only (the lock's ``holder`` and ``job`` do report remote holders).
@@ -41,18 +42,25 @@ from ..locks import (
     _Waiter,
 )
 from . import lock_scripts as lua
-from .connection import BackendUnavailable, check_policy, connect, describe, redis_errors
+from .connection import (
+    BackendUnavailable,
+    ScaleoutError,
+    check_policy,
+    connect,
+    describe,
+    redis_errors,
+)
 
-__all__ = ["FenceGuard", "LockUnavailable", "RedisLock", "StaleFence"]
+__all__ = ["FenceGuard", "LockBackendUnavailable", "RedisLock", "StaleFence"]
 
 logger = logging.getLogger(__name__)
 
 
-class LockUnavailable(LockError, BackendUnavailable):
+class LockBackendUnavailable(LockError, BackendUnavailable):
     """The lock's backend (Redis) does not answer."""
 
 
-class StaleFence(LockLost):
+class StaleFence(LockLost, ScaleoutError):
     """A device refused a fencing number older than the newest it has seen."""
 
 
@@ -148,7 +156,7 @@ class RedisLock(HardwareLock):
             if self.on_failure == "fallback" and self.fallen_back is None:
                 self.fallen_back = message
                 logger.error("%s; falling back to an in-process lock", message)
-            raise LockUnavailable(message) from err
+            raise LockBackendUnavailable(message) from err
 
     def _holder(self) -> LockHolder | None:
         try:
@@ -208,7 +216,7 @@ class RedisLock(HardwareLock):
                 ],
                 f"{token.job!r} acquiring",
             )
-        except LockUnavailable:
+        except LockBackendUnavailable:
             if self.fallen_back:
                 return super()._enter(token, wait, loop)
             raise
@@ -263,7 +271,7 @@ class RedisLock(HardwareLock):
                 waiter.wake()
                 return
             except redis_errors() as err:  # the BLPOP
-                waiter.error = LockUnavailable(f"Lock {self.name!r}: {err}")
+                waiter.error = LockBackendUnavailable(f"Lock {self.name!r}: {err}")
                 waiter.wake()
                 return
             with self._mutex:
@@ -284,7 +292,7 @@ class RedisLock(HardwareLock):
         if waiter.ticket:
             try:
                 self._call("WITHDRAW", [waiter.ticket], "withdrawing a waiter")
-            except LockUnavailable:
+            except LockBackendUnavailable:
                 pass  # its liveness key expires: the queue drops it
 
     def _withdraw(self, waiter: _Waiter) -> bool:
@@ -308,7 +316,7 @@ class RedisLock(HardwareLock):
     def _release_fence(self, fence: int) -> None:
         try:
             self._call("RELEASE", [fence], "releasing")
-        except LockUnavailable:
+        except LockBackendUnavailable:
             pass  # the lease runs out on its own
 
     def _let_go(self, token: LockToken, state: str) -> None:
@@ -354,7 +362,7 @@ class RedisLock(HardwareLock):
             asked = time.monotonic()
             try:
                 ok = self._call("RENEW", [fence, int(self.lease * 1000)], "renewing the lease")
-            except LockUnavailable:
+            except LockBackendUnavailable:
                 ok = None
             with self._mutex:
                 if self._local is token and self._fences.get(id(token)) == fence and ok:

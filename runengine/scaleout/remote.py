@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .connection import ScaleoutError
+
 __all__ = [
     "OPERATIONS",
     "RemoteClient",
@@ -48,7 +50,7 @@ OPERATIONS = (
 MAX_LINE = 64 * 1024
 
 
-class RemoteError(RuntimeError):
+class RemoteError(ScaleoutError, RuntimeError):
     """The server refused or failed a request; the message is the server's."""
 
 

@@ -6,6 +6,7 @@ import signal as _signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import RunEngineError
 from ..locks import LockTimeout
 
 __all__ = [
@@ -90,8 +91,8 @@ class ScriptResult:
         return self
 
 
-class ScriptError(Exception):
-    """Base of every error of a script run."""
+class ScriptError(RunEngineError, RuntimeError):
+    """Base of every error of a script run (a RunEngineError and a RuntimeError)."""
 
 
 class _ResultError(ScriptError):

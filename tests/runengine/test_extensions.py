@@ -21,12 +21,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "runengine"
 CORE = [
     "__init__.py", "engine.py", "execution.py", "states.py", "control.py", "stepper.py",
     "documents.py", "statuses.py", "eager.py", "loop.py", "console.py", "sigint.py",
-    "suspension.py", "extensions.py", "compat/__init__.py", "compat/_context.py",
-    "compat/_patches.py", "commands/__init__.py", "commands/registry.py", "commands/devices.py",
-    "commands/flow.py", "commands/flyers.py", "commands/runs.py",
+    "suspension.py", "extensions.py", "errors.py", "call.py", "command_table.py",
+    "compat/__init__.py", "compat/_context.py", "compat/_patches.py", "commands/__init__.py",
+    "commands/registry.py", "commands/devices.py", "commands/flow.py", "commands/flyers.py",
+    "commands/runs.py",
 ]  # fmt: skip
 FEATURES = ["agents", "graph", "scaleout", "scripts", "locks", "lock_suspender", "registry",
-            "expiry", "commands.graph", "commands.locks", "commands.scripts"]  # fmt: skip
+            "expiry", "suspenders", "commands.graph", "commands.locks",
+            "commands.scripts"]  # fmt: skip
+HANDLERS = ["commands", "graph"]  # what handles messages: through the call context only
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -52,6 +55,45 @@ def test_the_core_imports_no_feature(module):
         name = f"runengine.{feature}"
         bad = sorted(m for m in imported if m == name or m.startswith(name + "."))
         assert not bad, f"runengine/{module} imports the feature {bad}"
+
+
+def test_every_module_is_core_or_a_feature():
+    """A new module says which it is here, so the import contract covers it."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        dotted = rel.removesuffix(".py").replace("/", ".")
+        feature = any(dotted == f or dotted.startswith(f + ".") for f in FEATURES)
+        assert rel in CORE or feature, f"runengine/{rel}: add it to CORE or FEATURES"
+
+
+@pytest.mark.parametrize("folder", HANDLERS)
+def test_handlers_reach_the_engine_through_its_public_surface_only(folder):
+    """``call.engine.md`` is fine; ``call.engine._anything`` or ``RE._exec`` is not."""
+    bad = []
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Attribute) and node.attr.startswith("_")):
+                continue
+            if node.attr.startswith("__"):
+                continue
+            owner = node.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if name in ("engine", "RE", "re"):
+                bad.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {name}.{node.attr}")
+    assert not bad, bad
+
+
+def test_a_builtin_handler_gets_the_running_calls_context():
+    from runengine.call import CallContext
+
+    seen = []
+    RE = RunEngine({}, context_managers=[])
+    RE.msg_hook = lambda msg: seen.append(RE._exec)
+    RE([Msg("null"), Msg("checkpoint")])
+    call = seen[0]
+    assert isinstance(call, CallContext) and seen == [call, call]
+    assert call.handlers["null"].__self__ is call  # bound to this call, on first use
+    assert set(call.handlers) == {"null", "checkpoint"}  # the call bound only what it used
 
 
 def _in_a_fresh_process(code: str, *args: str) -> Any:
@@ -104,6 +146,18 @@ def test_every_command_is_listed_and_ours_win_over_an_extensions():
     RE.unregister_command("acquire_lock")
     with pytest.raises(InvalidCommand):
         RE([Msg("acquire_lock", None)])
+
+
+def test_an_engine_without_an_extension_lacks_its_commands_even_once_loaded_elsewhere():
+    with_graphs = RunEngine({}, context_managers=[])
+    assert "run_graph" in with_graphs.commands  # imports the graphs' module in this process
+    names = [e.name for e in DEFAULT_EXTENSIONS]
+    without = RunEngine(
+        {}, context_managers=[], extensions=DEFAULT_EXTENSIONS[names.index("locks") :]
+    )
+    assert "run_graph" not in without.commands and "acquire_lock" in without.commands
+    with pytest.raises(InvalidCommand):
+        without([Msg("run_graph", None)])
 
 
 def test_an_extension_that_forgets_a_command_is_an_error():

@@ -155,7 +155,7 @@ def test_plan_messages_on_a_redis_lock(redis_url, prefix):
 
 @pytest.mark.parametrize("policy", ["fail", "fallback"])
 def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
-    from runengine.scaleout.lock import LockUnavailable
+    from runengine.scaleout.lock import LockBackendUnavailable
 
     lock = make(own_redis.url, prefix, on_failure=policy, socket_timeout=0.5, lease=2)
     token = lock.acquire_token(0, "A")
@@ -163,7 +163,7 @@ def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
     own_redis.stop()
     t0 = time.monotonic()
     if policy == "fail":
-        with pytest.raises(LockUnavailable, match="unreachable"):
+        with pytest.raises(LockBackendUnavailable, match="unreachable"):
             lock.acquire_token(1, "B")
     else:
         token = lock.acquire_token(1, "B")  # in-process from now on
