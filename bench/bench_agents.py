@@ -23,7 +23,7 @@ from bluesky.utils import Msg, RunEngineInterrupted
 
 from runengine import RunEngine
 from runengine.agents import FilePausingAgent
-from runengine.registry import Registry
+from runengine.heartbeats import Registry
 
 
 def endless(step: float = 0.005):

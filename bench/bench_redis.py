@@ -69,7 +69,7 @@ def bench_handover(url: str, n: int) -> dict:
 
 
 def bench_expiry(url: str, repeats: int = 5, timeout: float = 1.0, period: float = 0.5) -> dict:
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     watcher = RedisRegistry(url, timeout=timeout, check_period=period, prefix="benchx").start()
     agent = RedisRegistry(url, timeout=timeout, prefix="benchx")

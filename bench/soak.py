@@ -7,7 +7,7 @@ The scan is ``scan([det], m1, -1, 1, N)`` with N sized from a short calibration 
 about ``--minutes``. A chaos thread, every 1-4 s, does one of: ``request_pause`` (deferred or
 not; the main thread resumes 0.2-1.5 s later), ``drop_beam`` for 1-3 s (a ``SuspendFloor`` on
 the beam current trips), ``freeze_heartbeat`` on the detector's IOC for 3-5 s (its heartbeat
-feeds a :class:`~runengine.registry.Registry`, watched by ``SuspendOnExpired``). Halfway it
+feeds a :class:`~runengine.heartbeats.Registry`, watched by ``SuspendOnExpired``). Halfway it
 drops the beam, kills the detector's IOC while the engine is suspended, restarts it, waits for
 Channel Access to reconnect and restores the beam. Exits 1 on any violation.
 """
@@ -32,7 +32,7 @@ from runengine.callbacks.catalog import Catalog
 from runengine.callbacks.store import RunStore
 from runengine.devices import faults
 from runengine.devices.beamline import Beamline, connect_all
-from runengine.registry import Registry, SuspendOnExpired
+from runengine.heartbeats import Registry, SuspendOnExpired
 
 HEARTBEAT = "ioc.pointdet"
 

@@ -1,4 +1,4 @@
-"""Feed a :class:`~runengine.registry.Registry` from IOC heartbeat PVs, and read it as a Signal.
+"""Feed a :class:`~runengine.heartbeats.Registry` from IOC heartbeat PVs, and read it as a Signal.
 
     reg = Registry(timeout=3.0).start()
     src = HeartbeatSource.from_device(reg, bl.health["pointdet"], address="ioc.pointdet").start()
@@ -22,7 +22,7 @@ from typing import Any
 
 from ophyd import EpicsSignalRO, Signal
 
-from runengine.registry import OpCode, Registry
+from runengine.heartbeats import OpCode, Registry
 
 __all__ = ["HeartbeatSource", "alive_signal"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bluesky.utils import Msg
 
-from .commands.registry import BUILTIN_COMMANDS
+from .commands.spec import BUILTIN_COMMANDS
 from .eager import start
 from .extensions import DEFAULT_EXTENSIONS, Extension
 from .extensions import load as load_extension

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .commands.registry import BUILTIN_COMMANDS
+from .commands.spec import BUILTIN_COMMANDS
 from .errors import RunEngineError
 
 __all__ = ["DEFAULT_EXTENSIONS", "Extension", "ExtensionError", "load"]
@@ -35,13 +35,13 @@ class Extension:
 
 #: Enabled in every RunEngine, as before features loaded on use.
 DEFAULT_EXTENSIONS: tuple[Extension, ...] = (
-    Extension("graphs", "runengine.commands.graph", ("run_graph", "start_graph", "end_graph")),
+    Extension("graphs", "runengine.graph.commands", ("run_graph", "start_graph", "end_graph")),
     Extension(
         "locks",
-        "runengine.commands.locks",
+        "runengine.locks.commands",
         ("acquire_lock", "yield_lock", "release_lock", "_reacquire_locks"),
     ),
-    Extension("scripts", "runengine.commands.scripts", ("run_script",)),
+    Extension("scripts", "runengine.scripts.commands", ("run_script",)),
 )
 
 

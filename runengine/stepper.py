@@ -16,7 +16,7 @@ __all__ = ["REPLAYED", "UNCACHEABLE", "MessageCache", "PlanFinished", "PlanStack
 
 #: Commands never cached for replay: they change the engine's own bookkeeping, not the
 #: hardware. Filled where each command is registered (``command(..., cacheable=False)`` in
-#: :mod:`runengine.commands.registry`); a set, as it is read for every message.
+#: :mod:`runengine.commands.spec`); a set, as it is read for every message.
 UNCACHEABLE: set[str] = set()
 
 

@@ -33,18 +33,22 @@ def wheel(tmp_path_factory):
     return path
 
 
-def test_wheel_contains_the_mapped_folders(wheel):
+#: Where each folder of the checkout goes in the installed package.
+MAPPED = {"runengine": "runengine", "plans": "runengine/plans", "devices": "runengine/devices",
+          "callbacks": "runengine/callbacks", "cli": "runengine/cli"}  # fmt: skip
+
+
+def test_wheel_contains_every_module_of_the_checkout(wheel):
+    """A new package folder missing from setup.cfg's list would install without its modules."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in (
-        "runengine/__init__.py",
-        "runengine/commands/registry.py",
-        "runengine/plans/__init__.py",
-        "runengine/devices/launcher.py",
-        "runengine/devices/ioc/motors.py",
-        "runengine/callbacks/__init__.py",
-        "runengine/cli/demo.py",
-    ):
-        assert expected in names
+    missing = [
+        f"{MAPPED[folder]}/{path.relative_to(ROOT / folder).as_posix()}"
+        for folder in MAPPED
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if f"{MAPPED[folder]}/{path.relative_to(ROOT / folder).as_posix()}" not in names
+    ]
+    assert not missing, f"not in the wheel (add the package to setup.cfg): {missing}"
+    assert "runengine/devices/ioc/motors.py" in names
     assert not any(name.startswith(("plans/", "devices/", "callbacks/", "cli/")) for name in names)
 
 

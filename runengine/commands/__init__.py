@@ -8,6 +8,6 @@ theirs when :mod:`runengine.extensions` first needs them.
 
 # Imported to register their commands.
 from . import devices, flow, flyers, runs  # noqa: F401
-from .registry import BUILTIN_COMMANDS, command
+from .spec import BUILTIN_COMMANDS, command
 
 __all__ = ["BUILTIN_COMMANDS", "command"]

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
-from .registry import command, supports
 from .runs import resolve, run_of
+from .spec import command, supports
 
 if TYPE_CHECKING:
     from ..call import CallContext

@@ -13,7 +13,7 @@ from ..console import show_prompt
 from ..eager import start
 from ..stepper import REPLAYED
 from ..suspension import tripped_futures
-from .registry import command
+from .spec import command
 
 if TYPE_CHECKING:
     from ..call import CallContext

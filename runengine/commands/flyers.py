@@ -18,8 +18,8 @@ from event_model import EventModelError, EventModelValidationError
 
 from ..documents import RunBundle, Stream
 from ..errors import RunEngineError
-from .registry import UnsupportedObject, command, supports
 from .runs import resolve, run_of
+from .spec import UnsupportedObject, command, supports
 
 if TYPE_CHECKING:
     from ..call import CallContext

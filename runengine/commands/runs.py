@@ -12,7 +12,7 @@ from bluesky.utils import IllegalMessageSequence, Msg
 
 from ..documents import RunBundle, new_uid, split_reading
 from ..eager import start
-from .registry import MissingArgument, command, supports
+from .spec import MissingArgument, command, supports
 
 if TYPE_CHECKING:
     from ..call import CallContext

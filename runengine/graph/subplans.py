@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import IllegalMessageSequence, Msg
 
-from ..commands.registry import SUBPLAN_FORBIDDEN as FORBIDDEN
+from ..commands.spec import SUBPLAN_FORBIDDEN as FORBIDDEN
 from ..eager import Suspended
 from .context import RunContext
 from .result import SubPlanError

@@ -30,17 +30,8 @@ import threading
 import time
 from typing import Any
 
-from ..locks import (
-    HELD,
-    LOST,
-    YIELDING,
-    HardwareLock,
-    LockError,
-    LockHolder,
-    LockLost,
-    LockToken,
-    _Waiter,
-)
+from ..locks.lock import HardwareLock, _Waiter
+from ..locks.token import HELD, LOST, YIELDING, LockError, LockHolder, LockLost, LockToken
 from . import lock_scripts as lua
 from .connection import (
     BackendUnavailable,

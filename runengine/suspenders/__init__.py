@@ -5,9 +5,8 @@
 - :class:`SuspendWhileFileExists` (:mod:`.file`): while a file exists at a path.
 
 Each loads when first asked for, so importing one does not import the others' features
-(locks, the registry, the agents). The old paths (``runengine.locks``,
-``runengine.lock_suspender``, ``runengine.expiry``, ``runengine.registry``,
-``runengine.agents``) re-export them.
+(locks, the heartbeat registry, the agents). Each feature's façade re-exports its own
+(``runengine.locks``, ``runengine.heartbeats``, ``runengine.agents``).
 """
 
 from __future__ import annotations

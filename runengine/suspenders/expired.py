@@ -4,7 +4,7 @@
     RE.install_suspender(SuspendOnExpired(reg, ["ioc.motor1", "ioc.det"], sleep=2.0,
                                           pre_plan=close_shutter, post_plan=open_shutter))
 
-Also importable from :mod:`runengine.expiry` and :mod:`runengine.registry`.
+Also importable from :mod:`runengine.heartbeats` and :mod:`runengine.heartbeats`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from bluesky.suspenders import SuspenderBase
 
-from ..registry import OpCode, Registry, addresses_of
+from ..heartbeats.local import OpCode, Registry, addresses_of
 
 __all__ = ["SuspendOnExpired"]
 

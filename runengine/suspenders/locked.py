@@ -189,7 +189,7 @@ class SuspendWhileLocked(SuspenderBase):
                     self._ev = None  # the next trip asks for a suspension again
 
     def _time_out(self, inject: bool) -> None:
-        from ..locks import LockTimeout  # not at the top: runengine.locks imports this module
+        from ..locks import LockTimeout
 
         holder = self.lock.holder
         with self._lock:

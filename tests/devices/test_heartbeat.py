@@ -17,7 +17,7 @@ from runengine.agents import FilePausingAgent
 from runengine.devices import faults
 from runengine.devices.beamline import Beamline
 from runengine.devices.heartbeat import HeartbeatSource, alive_signal
-from runengine.registry import Registry, SuspendOnExpired
+from runengine.heartbeats import Registry, SuspendOnExpired
 
 pytestmark = pytest.mark.integration
 

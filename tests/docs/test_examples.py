@@ -78,7 +78,7 @@ def _clean_up(namespace: dict) -> None:
     """Leave no engine mid-plan, no agent thread, no IOC behind a failing page."""
     from runengine import RunEngine
     from runengine.devices.beamline import Beamline
-    from runengine.registry import Registry
+    from runengine.heartbeats import Registry
     from runengine.scaleout.remote import RemoteServer
 
     for value in list(namespace.values()):

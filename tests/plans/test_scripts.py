@@ -13,12 +13,12 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from ophyd.sim import Signal
 
 from runengine import RunEngine
-from runengine.commands.scripts import runner_for
 from runengine.locks import HardwareLock, LockTimeout
 from runengine.plans.scripts import run_script
 from runengine.scripts import LockUnavailable, ScriptInterrupted
-from tests.runengine.scriptkit import FAST_ABORT, wait_for_file, write_script
-from tests.runengine.test_scripts import FakeLock
+from runengine.scripts.commands import runner_for
+from tests.runengine.scripts.kit import FAST_ABORT, wait_for_file, write_script
+from tests.runengine.scripts.test_runner import FakeLock
 
 pytestmark = pytest.mark.timeout(60)
 

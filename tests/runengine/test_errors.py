@@ -29,7 +29,7 @@ PACKAGES = ("runengine", "runengine.plans", "runengine.devices", "runengine.call
 #: RunEngineError itself as its root.
 ROOTS = {
     "runengine.graph": ("runengine.graph.result", "GraphError"),
-    "runengine.locks": ("runengine.locks", "LockError"),
+    "runengine.locks": ("runengine.locks.token", "LockError"),
     "runengine.scripts": ("runengine.scripts.results", "ScriptError"),
     "runengine.scaleout": ("runengine.scaleout.connection", "ScaleoutError"),
     "runengine.extensions": ("runengine.extensions", "ExtensionError"),
@@ -56,8 +56,8 @@ NOT_EXCEPTIONS = {"runengine.sigint.PromptRequested"}
 #: Builtins that ``except`` clauses (ours and our users') rely on: adding roots kept them.
 KEPT = {
     "runengine.control.EngineBusy": TimeoutError,
-    "runengine.commands.registry.UnsupportedObject": (TypeError, AssertionError),
-    "runengine.commands.registry.MissingArgument": (ValueError, AssertionError),
+    "runengine.commands.spec.UnsupportedObject": (TypeError, AssertionError),
+    "runengine.commands.spec.MissingArgument": (ValueError, AssertionError),
     "runengine.commands.flyers.StreamDeclarationError": (IllegalMessageSequence, AssertionError),
     "runengine.execution.PauseWithoutCheckpoint": (FailedPause, RequestAbort),
     "runengine.cli.main.CLIError": click.ClickException,
@@ -65,8 +65,8 @@ KEPT = {
     "runengine.graph.result.GraphCycleError": ValueError,
     "runengine.graph.result.ActionTimeout": TimeoutError,
     "runengine.graph.result.GraphTimeout": TimeoutError,
-    "runengine.locks.LockError": RuntimeError,
-    "runengine.locks.LockTimeout": TimeoutError,
+    "runengine.locks.token.LockError": RuntimeError,
+    "runengine.locks.token.LockTimeout": TimeoutError,
     "runengine.scripts.results.ScriptNotFound": FileNotFoundError,
     "runengine.scripts.results.ScriptNotExecutable": PermissionError,
     "runengine.scripts.results.LockUnavailable": TimeoutError,
@@ -149,7 +149,7 @@ def _root(module: str, name: str) -> type:
 
 def test_every_module_is_found():
     found = modules()
-    for expected in ("runengine.errors", "runengine.engine", "runengine.commands.registry",
+    for expected in ("runengine.errors", "runengine.engine", "runengine.commands.spec",
                      "runengine.scaleout.remote", "runengine.plans.scripts",
                      "runengine.devices.ioc._common", "runengine.callbacks.store",
                      "runengine.cli.main"):  # fmt: skip

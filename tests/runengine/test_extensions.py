@@ -23,13 +23,16 @@ CORE = [
     "documents.py", "statuses.py", "eager.py", "loop.py", "console.py", "sigint.py",
     "suspension.py", "extensions.py", "errors.py", "call.py", "command_table.py",
     "compat/__init__.py", "compat/_context.py", "compat/_patches.py", "commands/__init__.py",
-    "commands/registry.py", "commands/devices.py", "commands/flow.py", "commands/flyers.py",
+    "commands/spec.py", "commands/devices.py", "commands/flow.py", "commands/flyers.py",
     "commands/runs.py",
 ]  # fmt: skip
-FEATURES = ["agents", "graph", "scaleout", "scripts", "locks", "lock_suspender", "registry",
-            "expiry", "suspenders", "commands.graph", "commands.locks",
-            "commands.scripts"]  # fmt: skip
-HANDLERS = ["commands", "graph"]  # what handles messages: through the call context only
+FEATURES = ["agents", "graph", "heartbeats", "locks", "scaleout", "scripts", "suspenders"]
+HANDLERS = [
+    "commands",
+    "graph",
+    "locks",
+    "scripts",
+]  # what handles messages: through the call context only
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -119,15 +122,15 @@ def test_a_fresh_engine_loads_no_feature_until_a_plan_uses_one():
     )
     features = [f"runengine.{f}" for f in FEATURES]
     assert not [m for m in result["before"] if any(m.startswith(f) for f in features)]
-    assert "runengine.commands.graph" in result["after"]
-    assert "runengine.commands.scripts" not in result["after"]  # only what was used
+    assert "runengine.graph.commands" in result["after"]
+    assert "runengine.scripts.commands" not in result["after"]  # only what was used
 
 
 @pytest.mark.parametrize("extension", DEFAULT_EXTENSIONS, ids=lambda e: e.name)
 def test_each_extension_registers_exactly_the_commands_it_declares(extension):
     result = _in_a_fresh_process(
         "import importlib, json\n"
-        "from runengine.commands.registry import BUILTIN_COMMANDS\n"
+        "from runengine.commands.spec import BUILTIN_COMMANDS\n"
         "before = set(BUILTIN_COMMANDS)\n"
         f"importlib.import_module({extension.module!r})\n"
         "print(json.dumps(sorted(set(BUILTIN_COMMANDS) - before)))\n"

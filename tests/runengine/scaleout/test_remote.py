@@ -30,8 +30,8 @@ def engine():
 
 @pytest.fixture
 def server(engine, token_file):
+    from runengine.heartbeats import Registry
     from runengine.locks import HardwareLock
-    from runengine.registry import Registry
     from runengine.scaleout.remote import RemoteServer
 
     registry = Registry()

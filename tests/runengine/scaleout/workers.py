@@ -77,8 +77,8 @@ def contend(url: str, prefix: str, seconds: float, seed: int) -> dict:
 
 def agents(url: str, prefix: str, first: int, count: int, seconds: float, silence_at: float):
     """Beat agents ``first..first+count`` at 1 Hz; the first one goes silent at ``silence_at``."""
-    from runengine.registry import OpCode
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.heartbeats import OpCode
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     reg = RedisRegistry(url, timeout=3.0, prefix=prefix)
     addresses = [f"agent.{i:03d}" for i in range(first, first + count)]

@@ -1,4 +1,4 @@
-"""runengine.suspenders: one place for runengine's suspenders, the old paths still working."""
+"""runengine.suspenders: one place for runengine's suspenders, re-exported by their features."""
 
 import json
 import subprocess
@@ -10,9 +10,9 @@ from bluesky.suspenders import SuspenderBase
 import runengine.suspenders as suspenders
 
 NAMES = ["SuspendOnExpired", "SuspendWhileFileExists", "SuspendWhileLocked"]
-OLD_PATHS = {
-    "SuspendWhileLocked": ["runengine.locks", "runengine.lock_suspender"],
-    "SuspendOnExpired": ["runengine.expiry", "runengine.registry"],
+FEATURE_PATHS = {
+    "SuspendWhileLocked": ["runengine.locks"],
+    "SuspendOnExpired": ["runengine.heartbeats"],
     "SuspendWhileFileExists": ["runengine.agents", "runengine.agents.files"],
 }
 HOMES = {
@@ -34,18 +34,19 @@ def test_the_facade_exports_all_three():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_old_import_paths_give_the_same_class(name):
+def test_each_features_facade_gives_the_same_class(name):
     import importlib
 
-    for path in OLD_PATHS[name]:
+    for path in FEATURE_PATHS[name]:
         assert getattr(importlib.import_module(path), name) is getattr(suspenders, name), path
 
 
 @pytest.mark.parametrize(
     "first",
     [
-        "runengine.suspenders", *HOMES.values(), "runengine.locks", "runengine.lock_suspender",
-        "runengine.expiry", "runengine.registry", "runengine.agents", "runengine.agents.files",
+        "runengine.suspenders", *HOMES.values(), "runengine.locks", "runengine.locks.commands",
+        "runengine.heartbeats", "runengine.heartbeats.local", "runengine.agents",
+        "runengine.agents.files",
     ],
 )  # fmt: skip
 def test_any_module_may_be_imported_first(first):
@@ -65,5 +66,5 @@ def test_any_module_may_be_imported_first(first):
     result = json.loads(out.splitlines()[-1])
     assert result["classes"] == NAMES
     if first == "runengine.suspenders":
-        features = ("runengine.locks", "runengine.registry", "runengine.agents")
+        features = ("runengine.locks", "runengine.heartbeats", "runengine.agents")
         assert not [m for m in result["loaded"] if m.startswith(features)]

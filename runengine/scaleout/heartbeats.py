@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..registry import Entry, Registry
+from ..heartbeats.local import Entry, Registry
 from .connection import BackendUnavailable, check_policy, connect, describe, redis_errors
 
 __all__ = ["RedisRegistry"]
@@ -121,7 +121,7 @@ def _entry(raw: Any, now: float, extended: bool = True) -> Entry:
 
 
 class RedisRegistry(Registry):
-    """A :class:`~runengine.registry.Registry` whose agents live in Redis (see the module).
+    """A :class:`~runengine.heartbeats.Registry` whose agents live in Redis (see the module).
 
     ``url``: a ``redis://`` URL or a client. ``socket_timeout`` bounds every Redis call.
     """

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from runengine.registry import OpCode
+from runengine.heartbeats import OpCode
 from tests.runengine.scaleout.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.redis
@@ -19,7 +19,7 @@ TIMEOUT = 3.0  # the agents' registries use it too (workers.py)
 
 
 def test_100_agents_from_4_processes_expiry_within_timeout_plus_1s(redis_url, prefix):
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     reg = RedisRegistry(redis_url, timeout=TIMEOUT, check_period=0.5, prefix=prefix).start()
     expiries: dict[str, float] = {}
@@ -70,8 +70,8 @@ def test_100_agents_from_4_processes_expiry_within_timeout_plus_1s(redis_url, pr
 
 
 def test_same_layout_revival_and_one_transition_per_change(redis_url, prefix):
-    from runengine.registry import Registry
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.heartbeats import Registry
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     one = RedisRegistry(redis_url, timeout=0.5, check_period=0.1, prefix=prefix).start()
     two = RedisRegistry(redis_url, timeout=0.5, check_period=0.1, prefix=prefix).start()
@@ -101,8 +101,8 @@ def test_suspend_on_expired_trips_on_a_remote_agent(redis_url, prefix):
     import bluesky.plan_stubs as bps
 
     from runengine import RunEngine
-    from runengine.registry import SuspendOnExpired
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.heartbeats import SuspendOnExpired
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     agent = RedisRegistry(redis_url, timeout=0.6, check_period=0.1, prefix=prefix)
     watcher = RedisRegistry(redis_url, timeout=0.6, check_period=0.1, prefix=prefix).start()
@@ -140,7 +140,7 @@ def test_suspend_on_expired_trips_on_a_remote_agent(redis_url, prefix):
 @pytest.mark.parametrize("policy", ["fail", "fallback"])
 def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
     from runengine.scaleout.connection import BackendUnavailable
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     reg = RedisRegistry(own_redis.url, timeout=2, prefix=prefix, on_failure=policy,
                         socket_timeout=0.5)  # fmt: skip
@@ -161,7 +161,7 @@ def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
 
 def test_a_transition_right_after_start_reaches_subscribers(redis_url, prefix):
     """The reader's position in the stream is fixed before start() returns."""
-    from runengine.scaleout.registry import RedisRegistry
+    from runengine.scaleout.heartbeats import RedisRegistry
 
     for attempt in range(10):
         events: list = []

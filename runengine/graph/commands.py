@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import IllegalMessageSequence, Msg
 
-from ..graph.graph import ActionGraph
-from ..graph.subplans import PlanContext, wait_quietly
-from .registry import command
+from ..commands.spec import command
+from .graph import ActionGraph
+from .subplans import PlanContext, wait_quietly
 
 if TYPE_CHECKING:
     from ..call import CallContext

@@ -22,7 +22,7 @@ from runengine.scripts import (
     ScriptRunner,
     ScriptTimeout,
 )
-from tests.runengine.scriptkit import (
+from tests.runengine.scripts.kit import (
     FAST_ABORT,
     alive,
     group_alive,

@@ -12,7 +12,7 @@ from bluesky.utils import Msg
 from ophyd.sim import SynAxis, SynGauss
 
 from runengine import FailedPause, RunEngine, RunEngineInterrupted
-from runengine.registry import (
+from runengine.heartbeats import (
     OpCode,
     Registry,
     RegistryBeat,

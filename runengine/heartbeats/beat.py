@@ -1,12 +1,6 @@
-"""The RunEngine as a heartbeat source, and heartbeat expiry as a suspender.
+"""The RunEngine as a heartbeat source: its state as an op code, beaten into a registry.
 
-    reg = Registry().start()
-    RE.install_suspender(SuspendOnExpired(reg, ["ioc.motor1", "ioc.det"], sleep=2.0,
-                                          pre_plan=close_shutter, post_plan=open_shutter))
-    beat = RegistryBeat(RE, reg, address="re.main").start()   # RE state -> op code, 1 Hz
-
-:class:`SuspendOnExpired` lives in :mod:`runengine.suspenders.expired` (re-exported here).
-Both are also importable from :mod:`runengine.registry`.
+beat = RegistryBeat(RE, reg, address="re.main").start()   # RE state -> op code, 1 Hz
 """
 
 from __future__ import annotations
@@ -16,10 +10,9 @@ import threading
 import uuid
 from typing import Any
 
-from .registry import OpCode, Registry
-from .suspenders.expired import SuspendOnExpired
+from .local import OpCode, Registry
 
-__all__ = ["RegistryBeat", "SuspendOnExpired", "opcode_of_state"]
+__all__ = ["RegistryBeat", "opcode_of_state"]
 
 
 def opcode_of_state(state: str, last_exit_status: str | None) -> OpCode:

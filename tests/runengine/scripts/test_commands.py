@@ -8,15 +8,15 @@ import pytest
 from bluesky.utils import Msg, RunEngineInterrupted
 from event_model import DocumentNames, schema_validators
 
-from runengine.commands.scripts import runner_for
 from runengine.scripts import (
     ScriptAborted,
     ScriptFailed,
     ScriptNotExecutable,
     ScriptNotFound,
 )
+from runengine.scripts.commands import runner_for
 from tests.conftest import fresh_engine, leave_idle
-from tests.runengine.scriptkit import (
+from tests.runengine.scripts.kit import (
     FAST_ABORT,
     group_alive,
     kill_leftovers,
@@ -24,7 +24,7 @@ from tests.runengine.scriptkit import (
     wait_for_file,
     write_script,
 )
-from tests.runengine.test_scripts import FakeLock
+from tests.runengine.scripts.test_runner import FakeLock
 
 pytestmark = pytest.mark.timeout(60)
 

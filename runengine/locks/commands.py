@@ -19,19 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
+from ..commands.spec import UnsupportedObject, command
 from ..eager import start
-from ..locks import (
-    DROPPED,
-    HELD,
-    LOST,
-    RELEASED,
-    HardwareLock,
-    LockError,
-    LockLost,
-    LockToken,
-    check_timeout,
-)
-from .registry import UnsupportedObject, command
+from .lock import HardwareLock
+from .token import DROPPED, HELD, LOST, RELEASED, LockError, LockLost, LockToken, check_timeout
 
 if TYPE_CHECKING:
     from ..call import CallContext

@@ -12,8 +12,6 @@ replaced by each beat, not merged; the timeout is configurable; time runs on an 
 monotonic ``clock`` (wall times in ``status()`` are that clock shifted to the epoch). A beat
 with a new ``session_id`` is a restart, published as a change. Tests drive ``check()`` by hand.
 
-:class:`SuspendOnExpired` (a suspender) and :class:`RegistryBeat` (the RunEngine's own heartbeat)
-live in :mod:`runengine.expiry` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -23,12 +21,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # imported lazily by __getattr__ below (expiry imports this module)
-    from .expiry import RegistryBeat, SuspendOnExpired
-
-__all__ = ["OpCode", "Registry", "RegistryBeat", "SuspendOnExpired", "describe_change"]
+__all__ = ["Entry", "OpCode", "Registry", "addresses_of", "describe_change"]
 
 logger = logging.getLogger(__name__)
 
@@ -334,11 +329,3 @@ def describe_change(old: Entry | None, new: Entry) -> str:
 def addresses_of(addresses: str | Iterable[str]) -> list[str]:
     """A list of addresses from one address or many."""
     return [addresses] if isinstance(addresses, str) else list(addresses)
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("SuspendOnExpired", "RegistryBeat"):
-        from . import expiry
-
-        return getattr(expiry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

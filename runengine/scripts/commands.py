@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
-from ..scripts import ScriptRun, ScriptRunner
-from .registry import command
+from ..commands.spec import command
+from . import ScriptRun, ScriptRunner
 
 if TYPE_CHECKING:
     from ..call import CallContext
