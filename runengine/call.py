@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from bluesky.utils import InvalidCommand, Msg, NoReplayAllowed
 
-from .eager import start
+from .eager import Suspended, start
 from .statuses import StatusGroups
-from .stepper import MessageCache, PlanStack, replay
+from .stepper import ANSWERED_ONCE, NOT_ANSWERED, MessageCache, PlanStack, replay
 
 if TYPE_CHECKING:
     from .documents import RunBundle
     from .engine import RunEngine
 
-__all__ = ["CallContext"]
+__all__ = ["CallContext", "CallHooks"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+H = TypeVar("H", bound="CallHooks")
 
 
 def _invalid(msg: Msg) -> NoReturn:
@@ -38,6 +39,25 @@ def _invalid(msg: Msg) -> NoReturn:
 
 def _is_pausable(obj: Any) -> bool:
     return callable(getattr(obj, "pause", None)) and callable(getattr(obj, "resume", None))
+
+
+class CallHooks:
+    """What a feature hears of one call: subclass, override what it needs, keep the feature's
+    state for the call on the object, and give it to :meth:`CallContext.attach`.
+
+    ``paused`` and ``resumed`` come with each pause and suspension (after the devices are held,
+    after they are released), ``ended`` once when the call ends however it ends (its exit
+    status is ``call.exit_status``), among the call's cleanups.
+    """
+
+    def paused(self, call: CallContext) -> None:
+        """The call pauses or suspends."""
+
+    def resumed(self, call: CallContext) -> None:
+        """The call resumes from a pause or suspension (before its replay)."""
+
+    def ended(self, call: CallContext) -> None:
+        """The call has ended."""
 
 
 class CallContext:
@@ -66,6 +86,7 @@ class CallContext:
         # (the hardware locks it holds).
         self.cleanups: list[Callable[[], Any]] = []
         self._slots: dict[Any, Any] = {}
+        self.hooks: list[CallHooks] = []  # attached by features, told of pauses and the end
         # command -> what runs a message of it: a response, or a Suspended to await. Filled on
         # first use (a built-in's handler bound to this call), so a call pays for what it uses.
         self.handlers: dict[str, Callable[[Msg], Any]] = {}
@@ -101,6 +122,13 @@ class CallContext:
         what it raises is logged."""
         self.cleanups.append(cleanup)
 
+    def attach(self, hooks: H) -> H:
+        """Tell ``hooks`` of this call's pauses, resumes and end (see :class:`CallHooks`);
+        returns ``hooks``, so ``call.slot(key, lambda: call.attach(MyHooks()))`` keeps it."""
+        self.hooks.append(hooks)
+        self.add_cleanup(lambda: hooks.ended(self))
+        return hooks
+
     def watch(self, obj: Any) -> None:
         """Give ``obj``'s ``pause()``/``resume()`` the call's pauses and suspensions, as a
         device's (bluesky's Pausable)."""
@@ -122,8 +150,39 @@ class CallContext:
         func, plain, builtin = found
         bound = types.MethodType(func, self) if builtin else func
         handler = bound if plain else (lambda msg: start(bound(msg)))
+        if builtin and command in ANSWERED_ONCE:
+            handler = self._answered_once(handler)
         self.handlers[command] = handler
         return handler
+
+    def _answered_once(self, handler: Callable[[Msg], Any]) -> Callable[[Msg], Any]:
+        """``handler`` run once per message: a replay gets its first answer (replay="once")."""
+        cache = self.cache
+
+        async def finishing(msg: Msg, suspended: Suspended) -> Any:
+            try:
+                response = await suspended.finish()
+            except Exception as err:
+                cache.answer(msg, None, err)
+                raise
+            cache.answer(msg, response)
+            return response
+
+        def once(msg: Msg) -> Any:
+            answered = cache.replayed_answer(msg)
+            if answered is not NOT_ANSWERED:
+                return answered
+            try:
+                response = handler(msg)
+            except Exception as err:
+                cache.answer(msg, None, err)
+                raise
+            if type(response) is Suspended:
+                return start(finishing(msg, response))
+            cache.answer(msg, response)
+            return response
+
+        return once
 
     def forget_command(self, command: str) -> None:
         """The engine's handler of ``command`` changed: bind it again on its next use."""
@@ -209,6 +268,8 @@ class CallContext:
                     self.checkpoint()
         for bundle in self.runs.values():
             bundle.suspend_monitors()
+        for hooks in self.hooks:
+            hooks.paused(self)
 
     def release_devices(self) -> None:
         """Undo :meth:`hold_devices`: monitors back on, Pausables resumed."""
@@ -217,6 +278,8 @@ class CallContext:
         for obj in list(self.seen):
             if _is_pausable(obj):
                 obj.resume()
+        for hooks in self.hooks:
+            hooks.resumed(self)
 
     def stop_movers(self) -> None:
         """Stop everything the call moved (``stop(success=True)``); failures are logged."""

@@ -16,8 +16,9 @@ from bluesky.utils import Msg
 
 from .commands.spec import BUILTIN_COMMANDS
 from .eager import start
-from .extensions import DEFAULT_EXTENSIONS, Extension
+from .extensions import CLAIMED, Extension
 from .extensions import load as load_extension
+from .extensions import on_call as on_call_of
 
 __all__ = ["CommandTable"]
 
@@ -55,19 +56,19 @@ class CommandTable:
     def __init__(self, engine: Any, extensions: Iterable[Extension]) -> None:
         self._engine = engine
         extensions = list(extensions)
-        # An extension's commands are this engine's only if it has the extension, whether or
-        # not another engine of the process imported its module already.
-        features = {name for e in (*DEFAULT_EXTENSIONS, *extensions) for name in e.commands}
         self._entries: dict[str, Entry] = {
             name: (func, not _is_async(func), True)
             for name, func in BUILTIN_COMMANDS.items()
-            if name not in features
+            if name not in CLAIMED  # an extension's: this engine's only if it has the extension
         }
         # The extensions' commands: bound the first time a plan sends one (importing the
         # extension's module then, if no engine did).
         self._pending: dict[str, Extension] = {
             name: extension for extension in extensions for name in extension.commands
         }
+        # Called as each call starts; loaded at the first call.
+        self._on_call_pending = [e for e in extensions if e.on_call is not None]
+        self._on_call: list[Callable[[Any], Any]] = []
 
     def lookup(self, name: str) -> Entry | None:
         """The entry of ``name``, loading its extension now if needed; None if unknown."""
@@ -76,6 +77,17 @@ class CommandTable:
             self._load(self._pending[name])
             entry = self._entries.get(name)
         return entry
+
+    def call_started(self, call: Any) -> None:
+        """Tell the extensions that asked (``Extension.on_call``) that ``call`` starts."""
+        while self._on_call_pending:
+            extension = self._on_call_pending.pop(0)
+            self._load(extension)
+            func = on_call_of(extension)
+            if func is not None:
+                self._on_call.append(func)
+        for func in self._on_call:
+            func(call)
 
     def _load(self, extension: Extension) -> None:
         for name, func in load_extension(extension).items():

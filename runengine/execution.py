@@ -120,6 +120,7 @@ class Execution(CallContext):
         engine._hold_start_while_tripped(self)
         self.started = True
         try:
+            engine._commands.call_started(self)  # the extensions that asked to hear of it
             while True:
                 if self.interrupt is not None:
                     response, exc = await self._interrupted(response, exc)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .commands.spec import BUILTIN_COMMANDS
 from .errors import RunEngineError
 
-__all__ = ["DEFAULT_EXTENSIONS", "Extension", "ExtensionError", "load"]
+__all__ = ["CLAIMED", "DEFAULT_EXTENSIONS", "Extension", "ExtensionError", "load", "on_call"]
 
 
 class ExtensionError(RunEngineError, ImportError):
@@ -26,11 +26,27 @@ class ExtensionError(RunEngineError, ImportError):
 
 @dataclass(frozen=True)
 class Extension:
-    """A feature: its ``name``, the ``module`` to import, the ``commands`` that module adds."""
+    """A feature: its ``name``, the ``module`` to import, the ``commands`` that module adds.
+
+    ``on_call``: the name of a function of ``module`` called with the
+    :class:`~runengine.call.CallContext` as each ``RE(plan)`` call starts (it may
+    :meth:`~runengine.call.CallContext.attach` hooks for the call). An extension with one loads
+    at the first call instead of at the first use of a command; None (the default) for those
+    that only need to hear of calls that use them.
+    """
 
     name: str
     module: str
     commands: tuple[str, ...]
+    on_call: str | None = None
+
+    def __post_init__(self) -> None:
+        CLAIMED.update(self.commands)
+
+
+#: Every command some extension contributes: an engine has it only if it has that extension,
+#: whether or not another engine of the process loaded the extension's module already.
+CLAIMED: set[str] = set()
 
 
 #: Enabled in every RunEngine, as before features loaded on use.
@@ -54,3 +70,17 @@ def load(extension: Extension) -> dict[str, Callable]:
             f"Extension {extension.name!r}: {extension.module} registered no {missing}"
         )
     return {name: BUILTIN_COMMANDS[name] for name in extension.commands}
+
+
+def on_call(extension: Extension) -> Callable | None:
+    """The function ``extension`` wants called as each call starts (its module loads now)."""
+    if extension.on_call is None:
+        return None
+    load(extension)
+    module = importlib.import_module(extension.module)
+    func = getattr(module, extension.on_call, None)
+    if not callable(func):
+        raise ExtensionError(
+            f"Extension {extension.name!r}: {extension.module} has no {extension.on_call!r}()"
+        )
+    return func

@@ -12,12 +12,24 @@ from bluesky.utils import Msg
 
 from .errors import RunEngineError
 
-__all__ = ["REPLAYED", "UNCACHEABLE", "MessageCache", "PlanFinished", "PlanStack", "replay"]
+__all__ = [
+    "ANSWERED_ONCE",
+    "NOT_ANSWERED",
+    "REPLAYED",
+    "UNCACHEABLE",
+    "MessageCache",
+    "PlanFinished",
+    "PlanStack",
+    "replay",
+]
 
 #: Commands never cached for replay: they change the engine's own bookkeeping, not the
-#: hardware. Filled where each command is registered (``command(..., cacheable=False)`` in
+#: hardware. Filled where each command is registered (``command(..., replay="skip")`` in
 #: :mod:`runengine.commands.spec`); a set, as it is read for every message.
 UNCACHEABLE: set[str] = set()
+#: Commands whose handler runs once per message: a replay gets the first answer
+#: (``command(..., replay="once")``).
+ANSWERED_ONCE: set[str] = set()
 
 
 class PlanFinished(RunEngineError):
@@ -126,6 +138,15 @@ def replay(msgs: Iterable[Msg]) -> Generator[Msg, Any, None]:
         yield msg
 
 
+class _NotAnswered:
+    def __repr__(self) -> str:
+        return "NOT_ANSWERED"
+
+
+#: What :meth:`MessageCache.replayed_answer` gives for a message with no answer to replay.
+NOT_ANSWERED = _NotAnswered()
+
+
 class MessageCache:
     """Messages processed since the last checkpoint: what a resume replays.
 
@@ -133,14 +154,22 @@ class MessageCache:
     ``checkpoint`` replays from its start. ``msgs is None`` means there is no checkpoint to
     return to: the plan cleared it, which holds for the rest of the call (bluesky's sticky
     ``clear_checkpoint``).
+
+    It also keeps the answers of the messages of :data:`ANSWERED_ONCE` commands, by message
+    (the same object is what a replay sends again): a rewind hands those of the replayed
+    messages to :meth:`replayed_answer`, so such a handler runs once per message.
     """
 
-    __slots__ = ("_msgs", "_rewindable", "cleared", "live")
+    __slots__ = ("_msgs", "_replaying", "_rewindable", "answers", "cleared", "live")
 
     def __init__(self) -> None:
         self._msgs: list[Msg] | None = []
         self._rewindable = True
         self.cleared = False
+        # id(msg) -> (msg, response, exception) of answered-once messages since the checkpoint
+        self.answers: dict[int, tuple[Msg, Any, BaseException | None]] = {}
+        # the same, of the messages a rewind is replaying and the replay has not reached yet
+        self._replaying: dict[int, tuple[Msg, Any, BaseException | None]] = {}
         # The list the message loop appends to, or None when nothing is recorded: one slot to
         # test per message instead of two.
         self.live: list[Msg] | None = self._msgs
@@ -179,15 +208,43 @@ class MessageCache:
         """Forget everything before now: a resume comes back here (unless cleared)."""
         if not self.cleared:
             self.msgs = []
+            self.answers.clear()
 
     def clear(self) -> None:
         """No checkpoint to return to for the rest of the call."""
         self.cleared = True
         self.msgs = None
+        self.answers.clear()
 
     def take(self) -> list[Msg]:
         """The messages to replay on resume; the cache starts over (replayed ones are re-cached)."""
         msgs = self.msgs or []
         if self.msgs is not None:
             self.msgs = []
+        if self.answers:
+            last = msgs[-1] if msgs else None
+            for msg in msgs:
+                hit = self.answers.get(id(msg))
+                if hit is not None and hit[0] is msg:
+                    if hit[2] is not None and msg is not last:
+                        # The plan was told of that error already: the replay just goes on.
+                        hit = (msg, None, None)
+                    self._replaying[id(msg)] = hit
+            self.answers.clear()
         return msgs
+
+    def answer(self, msg: Msg, response: Any, exc: BaseException | None = None) -> None:
+        """Keep what ``msg``'s handler answered, for a replay of it (if it may be replayed)."""
+        if self.live is not None:
+            self.answers[id(msg)] = (msg, response, exc)
+
+    def replayed_answer(self, msg: Msg) -> Any:
+        """The answer ``msg`` had, if this is its replay (its exception raised); else
+        :data:`NOT_ANSWERED`. The answer is kept again, for a replay of this replay."""
+        hit = self._replaying.pop(id(msg), None)
+        if hit is None or hit[0] is not msg:
+            return NOT_ANSWERED
+        self.answer(*hit)
+        if hit[2] is not None:
+            raise hit[2]
+        return hit[1]

@@ -55,7 +55,7 @@ def trigger(call: CallContext, msg: Msg) -> Any:
     return _start_action(call, msg, "trigger")
 
 
-@command("stage", cacheable=False, subplan="stage devices in the main plan before run_graph")
+@command("stage", replay="skip", subplan="stage devices in the main plan before run_graph")
 def stage(call: CallContext, msg: Msg) -> Any:
     """Stage ``obj`` (unstaged at the end of the call); an implicit checkpoint."""
     obj = msg.obj
@@ -70,7 +70,7 @@ def stage(call: CallContext, msg: Msg) -> Any:
     return result
 
 
-@command("unstage", cacheable=False, subplan="unstage devices in the main plan after run_graph")
+@command("unstage", replay="skip", subplan="unstage devices in the main plan after run_graph")
 def unstage(call: CallContext, msg: Msg) -> Any:
     """Unstage ``obj``; an implicit checkpoint."""
     obj = msg.obj

@@ -110,7 +110,7 @@ def rewindable(call: CallContext, msg: Msg) -> bool:
     return call.cache.rewindable
 
 
-@command("pause", cacheable=False, subplan="pausing is for the main plan")
+@command("pause", replay="skip", subplan="pausing is for the main plan")
 def pause(call: CallContext, msg: Msg) -> None:
     """Pause now, or at the next checkpoint with ``defer=True``; may carry a name and callback."""
     unknown = set(msg.kwargs) - {"defer", "name", "callback"}
@@ -131,7 +131,7 @@ async def input_(call: CallContext, msg: Msg) -> str:
     return line.rstrip("\n")
 
 
-@command("subscribe", cacheable=False, subplan="subscribe in the main plan")
+@command("subscribe", replay="skip", subplan="subscribe in the main plan")
 def subscribe(call: CallContext, msg: Msg) -> int:
     """Subscribe a callback until the next call: ``Msg('subscribe', None, func, name)``."""
     func, *rest = msg.args
@@ -141,7 +141,7 @@ def subscribe(call: CallContext, msg: Msg) -> int:
     return token
 
 
-@command("unsubscribe", cacheable=False, subplan="subscribe in the main plan")
+@command("unsubscribe", replay="skip", subplan="subscribe in the main plan")
 def unsubscribe(call: CallContext, msg: Msg) -> None:
     """Remove a subscription made with Msg('subscribe')."""
     token = msg.args[0] if msg.args else msg.kwargs["token"]
@@ -149,13 +149,13 @@ def unsubscribe(call: CallContext, msg: Msg) -> None:
     call.checkpoint()
 
 
-@command("install_suspender", cacheable=False, subplan="suspenders belong to the main plan")
+@command("install_suspender", replay="skip", subplan="suspenders belong to the main plan")
 def install_suspender(call: CallContext, msg: Msg) -> None:
     """Install a suspender for the rest of the session."""
     call.engine.install_suspender(msg.args[0])
 
 
-@command("remove_suspender", cacheable=False, subplan="suspenders belong to the main plan")
+@command("remove_suspender", replay="skip", subplan="suspenders belong to the main plan")
 def remove_suspender(call: CallContext, msg: Msg) -> None:
     """Remove a suspender."""
     call.engine.remove_suspender(msg.args[0])
@@ -165,7 +165,7 @@ def _plan_of(plan: Any) -> Any:
     return ensure_generator(plan() if callable(plan) else plan)
 
 
-@command("_start_suspender", cacheable=False, subplan="suspenders belong to the main plan")
+@command("_start_suspender", replay="skip", subplan="suspenders belong to the main plan")
 def start_suspender(call: CallContext, msg: Msg) -> None:
     """Internal: hold the hardware, wait for the suspender to clear, then replay."""
     pre_plan, post_plan, justification, fut = msg.args

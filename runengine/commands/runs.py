@@ -65,7 +65,7 @@ async def asset_docs(obj: Any) -> list:
 
 
 @command(
-    "open_run", cacheable=False, subplan="open and close runs in the main plan, around run_graph"
+    "open_run", replay="skip", subplan="open and close runs in the main plan, around run_graph"
 )
 async def open_run(call: CallContext, msg: Msg) -> str:
     """Open a run: emit its start document (md from the call, the message and RE.md)."""
@@ -98,7 +98,7 @@ async def open_run(call: CallContext, msg: Msg) -> str:
 
 
 @command(
-    "close_run", cacheable=False, subplan="open and close runs in the main plan, around run_graph"
+    "close_run", replay="skip", subplan="open and close runs in the main plan, around run_graph"
 )
 def close_run(call: CallContext, msg: Msg) -> str:
     """Close a run: emit its stop document; returns the run's start uid."""
@@ -119,7 +119,7 @@ def close_run(call: CallContext, msg: Msg) -> str:
 
 
 # not cached: a rewind keeps the stream declared, a replay would declare it twice
-@command("declare_stream", cacheable=False)
+@command("declare_stream", replay="skip")
 async def declare_stream(call: CallContext, msg: Msg) -> tuple:
     """Emit a stream's descriptor now; returns (descriptor, compose_event, objs)."""
     bundle = run_of(call, msg, "declare a stream")
@@ -243,7 +243,7 @@ def _same(data: dict, other: dict | None) -> bool:
         return False
 
 
-@command("monitor", cacheable=False, subplan="monitor in the main plan")
+@command("monitor", replay="skip", subplan="monitor in the main plan")
 async def monitor(call: CallContext, msg: Msg) -> None:
     """Emit an event in stream ``name`` whenever ``obj`` changes, until unmonitor or close_run."""
     obj = supports(msg.obj, "subscribe", "clear_sub", "read", "describe", command="monitor")
@@ -274,7 +274,7 @@ async def monitor(call: CallContext, msg: Msg) -> None:
     call.checkpoint()
 
 
-@command("unmonitor", cacheable=False, subplan="monitor in the main plan")
+@command("unmonitor", replay="skip", subplan="monitor in the main plan")
 async def unmonitor(call: CallContext, msg: Msg) -> None:
     """Stop monitoring ``obj``."""
     obj = msg.obj

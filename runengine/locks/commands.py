@@ -4,10 +4,11 @@ The locks a plan holds belong to its ``RE(plan)`` call and are released when the
 whatever ends it. Waiting is a future completed by the lock's hand-over, so a pause or a stop
 cancels it and leaves nobody in the lock's queue.
 
-Rewind: after a pause or a suspension the messages since the last checkpoint are replayed. An
-``acquire_lock`` or ``release_lock`` already carried out is recognised (it is the same message
-object) and does nothing the second time: the lock state is that of the moment of the pause,
-not replayed over it. A ``yield_lock`` is carried out again (it only lets waiters in). Locks
+Rewind: after a pause or a suspension the messages since the last checkpoint are replayed.
+``acquire_lock`` and ``release_lock`` are ``replay="once"`` commands: the core answers a replay
+of one already carried out with its first answer, so the lock state is that of the moment of
+the pause, not replayed over it. A ``yield_lock`` is carried out again (it only lets waiters
+in). Locks
 made with ``release_on_pause=True`` are let go when the plan pauses or suspends, and a
 ``_reacquire_locks`` message at the head of the replay takes them back before anything else.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import Msg
 
+from ..call import CallHooks
 from ..commands.spec import UnsupportedObject, command
 from ..eager import start
 from .lock import HardwareLock
@@ -28,12 +30,8 @@ if TYPE_CHECKING:
     from ..call import CallContext
 
 
-class PlanLocks:
-    """The locks of one ``RE(plan)`` call.
-
-    The engine pauses and resumes every object it has seen that has ``pause`` and ``resume``
-    (bluesky's Pausable): that is how this learns of pauses and suspensions.
-    """
+class PlanLocks(CallHooks):
+    """The locks of one ``RE(plan)`` call, told of its pauses and end as its hooks."""
 
     def __init__(self, call: CallContext) -> None:
         self.ex = call
@@ -41,28 +39,6 @@ class PlanLocks:
         self.plan_name = getattr(plan, "__name__", None) or type(plan).__name__
         self.owner = f"RE:{self.plan_name}"
         self.tokens: dict[HardwareLock, LockToken] = {}
-        # id(msg) -> (msg, token) for acquires and releases done since the cache last started
-        # over; `replaying` holds those a rewind will send again. The msg keeps its id unique.
-        self.applied: dict[int, tuple[Msg, LockToken]] = {}
-        self.replaying: dict[int, tuple[Msg, LockToken]] = {}
-        self._cache_list: Any = None
-
-    # ---- rewind bookkeeping -----------------------------------------------------------------
-    def note(self, msg: Msg, token: LockToken) -> None:
-        cache = self.ex.cache
-        if cache.msgs is None or not cache.rewindable:
-            return  # never replayed
-        if cache.msgs is not self._cache_list:  # a checkpoint: nothing older is replayed
-            self.applied.clear()
-            self._cache_list = cache.msgs
-        self.applied[id(msg)] = (msg, token)
-
-    def replayed(self, msg: Msg) -> LockToken | None:
-        hit = self.replaying.pop(id(msg), None)
-        if hit is None:
-            return None
-        self.note(msg, hit[1])
-        return hit[1]
 
     def mine(self, token: Any, what: str) -> LockToken:
         if not isinstance(token, LockToken) or self.tokens.get(token.lock) is not token:
@@ -73,8 +49,8 @@ class PlanLocks:
             raise LockError(f"Msg({what!r}): {token!r} does not hold its lock")
         return token
 
-    # ---- Pausable -----------------------------------------------------------------------------
-    def pause(self) -> None:
+    # ---- the call's hooks --------------------------------------------------------------------
+    def paused(self, call: CallContext) -> None:
         """The plan pauses or suspends: let go of release_on_pause locks; prepare the replay."""
         for token in self.tokens.values():
             if token.state == HELD and token.lock.release_on_pause:
@@ -82,28 +58,20 @@ class PlanLocks:
         msgs = self.ex.cache.msgs
         if msgs is None:
             return  # no checkpoint: this pause aborts the plan
-        ids = {id(m) for m in msgs}
-        self.replaying.update((key, hit) for key, hit in self.applied.items() if key in ids)
         if any(token.state == DROPPED for token in self.tokens.values()):
             msgs.insert(0, Msg("_reacquire_locks", None))
 
-    def resume(self) -> None:
-        """Nothing: the locks come back with the replay (``_reacquire_locks``)."""
-
-    def release_all(self) -> None:
+    def ended(self, call: CallContext) -> None:
         """The call ends: every lock goes, whatever its count."""
         for token in self.tokens.values():
             token.count = 0
             token.lock._let_go(token, RELEASED)
         self.tokens.clear()
-        self.applied.clear()
-        self.replaying.clear()
 
     # ---- waiting ------------------------------------------------------------------------------
     def granted(self, msg: Msg, token: LockToken) -> LockToken:
         self.tokens[token.lock] = token
         token.count = max(token.count, 1)
-        self.note(msg, token)
         return token
 
     async def wait(self, msg: Msg, token: LockToken, waiter: Any, wait: float | None) -> Any:
@@ -135,30 +103,20 @@ class PlanLocks:
 
 def plan_locks(call: CallContext) -> PlanLocks:
     """The lock bookkeeping of the engine's current call (made on first use)."""
-    return call.slot(PlanLocks, lambda: _started(PlanLocks(call)))
+    return call.slot(PlanLocks, lambda: call.attach(PlanLocks(call)))
 
 
-def _started(locks: PlanLocks) -> PlanLocks:
-    locks.ex.watch(locks)  # its pause() and resume() follow the call's
-    locks.ex.add_cleanup(locks.release_all)
-    return locks
-
-
-@command("acquire_lock")
+@command("acquire_lock", replay="once")
 def acquire_lock(call: CallContext, msg: Msg) -> Any:
     """Take a HardwareLock: ``Msg('acquire_lock', lock, job=, timeout=)``; returns a token."""
     lock = msg.obj
     if not isinstance(lock, HardwareLock):
         raise UnsupportedObject(f"Msg('acquire_lock') needs a HardwareLock, not {lock!r}")
     locks = plan_locks(call)
-    replayed = locks.replayed(msg)
-    if replayed is not None:
-        return replayed
     wait = check_timeout(msg.kwargs.get("timeout"), lock.default_timeout)
     token = locks.tokens.get(lock)
     if token is not None and token.valid:  # the plan takes it again: counted
         token.count += 1
-        locks.note(msg, token)
         return token
     job = msg.kwargs.get("job") or locks.plan_name
     token = LockToken(lock, job, locks.owner, key=call.engine)
@@ -181,15 +139,11 @@ def yield_lock(call: CallContext, msg: Msg) -> Any:
     return start(locks.wait(msg, token, waiter, wait))
 
 
-@command("release_lock")
+@command("release_lock", replay="once")
 def release_lock(call: CallContext, msg: Msg) -> None:
     """Release a lock taken with acquire_lock: ``Msg('release_lock', token)``."""
-    locks = plan_locks(call)
-    if locks.replayed(msg) is not None:
-        return
-    token = locks.mine(msg.obj, "release_lock")
+    token = plan_locks(call).mine(msg.obj, "release_lock")
     token.count -= 1
-    locks.note(msg, token)
     if token.count <= 0:
         token.lock._let_go(token, RELEASED)
 

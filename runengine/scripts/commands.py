@@ -13,8 +13,9 @@ Interruptions reach the step by cancelling it (see ``execution.py``):
 - pause or suspension with ``on_pause='interrupt'``: the script is aborted; the step's result
   has ``interrupted=True`` (``check=True`` raises ScriptInterrupted into the plan on resume).
 
-A message runs its script once per ``RE(plan)`` call: when a resume replays it, the step
-answers with the result it already has instead of starting the script again.
+It is a ``replay="once"`` command: when a resume replays a step already taken, the core
+answers with that step's result (or raises its error again) instead of starting the script
+again.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ __all__ = ["runner_for"]
 
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> ScriptRunner
 _ON_PAUSE = ("finish", "interrupt")
-_STEPS = "run_script steps"  # the call slot of the script steps taken
 _TEXT = {"dtype": "string", "shape": [], "source": "script"}
 STATUS_STREAM = "script_status"
 STATUS_KEYS = {
@@ -58,15 +58,9 @@ def runner_for(RE: Any) -> ScriptRunner:
     return runner
 
 
-@command("run_script")
+@command("run_script", replay="once")
 async def run_script(call: CallContext, msg: Msg) -> Any:
     """Run an external script to its end; returns its ScriptResult (never replayed)."""
-    steps = call.slot(_STEPS, dict)  # id(msg) -> (msg, result) of the call's script steps
-    known = steps.get(id(msg))
-    if known is not None and known[0] is msg:
-        # A replay after a pause or suspension: never run a script twice; answer as it did.
-        result = known[1]
-        return result.check() if msg.kwargs.get("check", True) else result
     options = dict(msg.kwargs)
     on_pause = options.pop("on_pause", "finish")
     if on_pause not in _ON_PAUSE:
@@ -86,7 +80,6 @@ async def run_script(call: CallContext, msg: Msg) -> Any:
         _uncancel()
         cancelled = True
         run = await _steady(starting)  # it may not be stopped half-way: let it start, then act
-    steps[id(msg)] = (msg, run.result)
     result = await _follow(call, run, on_pause, cancelled)
     return result.check() if check else result
 
