@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from bluesky.utils import InvalidCommand, Msg, NoReplayAllowed
 
+from .console import announce
 from .eager import Suspended, start
 from .statuses import StatusGroups
 from .stepper import ANSWERED_ONCE, NOT_ANSWERED, MessageCache, PlanStack, replay
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["CallContext", "CallHooks"]
 
 logger = logging.getLogger(__name__)
+_FIX_YOUR_PLAN = "Please fix your plan."
 T = TypeVar("T")
 H = TypeVar("H", bound="CallHooks")
 
@@ -75,7 +77,9 @@ class CallContext:
         self.staged: dict[Any, None] = {}
         self.moved: dict[Any, None] = {}
         self.seen: dict[Any, None] = {}  # every object a message named (paused on a pause)
+        self.exit_status = "success"  # what the call's runs close with
         self.reason = ""
+        self.error: BaseException | None = None  # the failure the call ends with, if any
         self.pause_requested_by = ""
         self.held_suspensions: list[tuple] = []
         self.in_suspension = False  # from _start_suspender to the end of its post_plan
@@ -293,3 +297,49 @@ class CallContext:
                 stop()
             except Exception as err:
                 logger.exception("Failed to stop %r: %r", obj, err)
+
+    # ---- the end -----------------------------------------------------------------------------
+    async def wind_up(self) -> None:
+        """What ends every call, however it ends: hardware stopped, flyers collected, devices
+        unstaged, runs closed with the call's exit status, the plans closed."""
+        self.statuses.pardon()
+        self.stop_movers()
+        for bundle in self.runs.values():
+            bundle.clear_monitors()
+            await self._backstop_collect(bundle)
+        for obj in reversed(list(self.staged)):
+            try:
+                obj.unstage()
+            except Exception as err:
+                logger.exception("Failed to unstage %r: %r", obj, err)
+        self.staged.clear()
+        for key in list(self.runs):
+            bundle = self.runs.pop(key)
+            try:
+                bundle.stop(self.exit_status, self.reason)
+            except Exception as err:
+                if self.error is None:
+                    self.error = err
+        for gen in self.stack.close():
+            # on stdout, as bluesky prints it (its tests read it there)
+            announce(f"The plan {gen!r} tried to yield a value on close.  {_FIX_YOUR_PLAN}")
+
+    def run_cleanups(self) -> None:
+        """Call the cleanups, last added first; what one raises is logged."""
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                cleanup()
+            except Exception as err:
+                logger.exception("Cleanup %r failed: %r", cleanup, err)
+
+    async def _backstop_collect(self, bundle: RunBundle) -> None:
+        """Collect the flyers of a run left open that were kicked off and never collected."""
+        run = next(key for key, open_bundle in self.runs.items() if open_bundle is bundle)
+        for obj in list(bundle.uncollected):
+            try:
+                result = self.handle(Msg("collect", obj, run=run))
+                if type(result) is Suspended:
+                    await result.finish()
+            except Exception as err:
+                logger.exception("Failed to collect %r: %r", obj, err)

@@ -139,13 +139,20 @@ class Inbox:
 
 
 class Outcome:
-    """What a control call returns to its thread: a value now, or a call segment to wait for."""
+    """What a control call returns to its thread: a value now, or a segment of ``call`` to
+    wait for (until its plan parks or it ends)."""
 
-    __slots__ = ("segment", "value")
+    __slots__ = ("call", "segment", "value")
 
-    def __init__(self, value: Any = None, segment: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        value: Any = None,
+        segment: threading.Event | None = None,
+        call: Execution | None = None,
+    ) -> None:
         self.value = value
         self.segment = segment
+        self.call = call
 
 
 class Controller:
@@ -159,6 +166,14 @@ class Controller:
         self.deferred_pause = False
         self.pause_requests: dict[str, Callable[[], bool]] = {}
         self.verbose = False
+
+    @property
+    def call(self) -> Execution:
+        """The call the effects act on: the table runs them only in states that have one."""
+        ex = self.ex
+        if ex is None:
+            raise RuntimeError(f"No call to act on in state {self.state!r}")
+        return ex
 
     # ---- the one place the state changes -------------------------------------------------
     def apply(self, event: str, *args: Any) -> Any:
@@ -256,7 +271,7 @@ class Controller:
         self.ex = engine._exec = ex
         ex.segment = threading.Event()
         ex.task = engine._loop.create_task(ex.run())
-        return Outcome(segment=ex.segment)
+        return Outcome(segment=ex.segment, call=ex)
 
     def _note(self, rule: Rule, event: str, name: Any = None, callback: Any = None, *_: Any):
         self._hold_for(name, callback)
@@ -268,10 +283,10 @@ class Controller:
     def _defer(self, rule: Rule, event: str, name: Any = None, callback: Any = None, who=""):
         self._hold_for(name, callback)
         self.deferred_pause = True
-        self.ex.pause_requested_by = who or name or ""
+        self.call.pause_requested_by = who or name or ""
 
     def _interrupt(self, rule: Rule, event: str, *args: Any) -> Any:
-        ex = self.ex
+        ex = self.call
         if event in ("pause_now", "deferred_due"):
             name, callback, who = (*args, None, None, "")[:3]
             self._hold_for(name, callback)
@@ -284,32 +299,34 @@ class Controller:
         return Outcome(value=self.engine._result(ex))
 
     def _unresumable(self, rule: Rule, event: str, *args: Any) -> None:
-        self.ex.cut_short("unresumable", "")
+        self.call.cut_short("unresumable", "")
 
     def _suspend(self, rule: Rule, event: str, *suspension: Any) -> None:
         announce(f"Suspension occurred at {time.ctime()}.")
-        self.ex.held_suspensions.append(suspension)
-        self.ex.cut_short("suspend", None)
+        self.call.held_suspensions.append(suspension)
+        self.call.cut_short("suspend", None)
 
     def _hold_suspension(self, rule: Rule, event: str, *suspension: Any) -> None:
-        self.ex.held_suspensions.append(suspension)
+        self.call.held_suspensions.append(suspension)
 
     def _parked(self, rule: Rule, event: str) -> None:
         self.deferred_pause = False
 
     def _decide(self, rule: Rule, event: str, reason: str = "") -> Outcome:
-        ex = self.ex
+        ex = self.call
         ex.segment = threading.Event()
         if event == "resume":
             self.pause_requests.clear()
+        if ex.decision is None:
+            raise RuntimeError(f"{event!r} decided for a call that is not parked")
         ex.decision.set_result((event, reason))
-        return Outcome(segment=ex.segment)
+        return Outcome(segment=ex.segment, call=ex)
 
     def _refuse(self, rule: Rule, event: str, *args: Any) -> Outcome:
         return Outcome(value=self._resume_blockers())
 
     def _panic(self, rule: Rule, event: str) -> None:
-        ex = self.ex
+        ex = self.call
         if rule.beneath == "aborting" and self.state != "aborting":
             ex.cut_short("abort", "panic")
         self.beneath = rule.beneath

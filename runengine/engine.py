@@ -11,8 +11,7 @@ import contextlib
 import importlib.metadata
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from types import MappingProxyType
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, NamedTuple
 
 import bluesky
@@ -27,22 +26,19 @@ from bluesky.utils import (
     single_gen,
 )
 from bluesky.utils import SigintHandler as BlueskySigintHandler
-from event_model import DocumentNames
 
 from . import compat
-from .command_table import CommandTable, Entry
+from .command_table import CommandTable
 from .console import PAUSED_HELP, announce, install_interruption_display
 from .control import Controller, EngineBusy, Inbox, Outcome, refuse_if_panicked
 from .execution import Execution
 from .extensions import DEFAULT_EXTENSIONS, Extension
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .sigint import PromptRequested, SigintHandler
-from .states import PANIC_MSG, EngineState, TransitionError
-from .suspension import harden
+from .states import PANIC_MSG, TransitionError
+from .surface import Dispatcher, EngineSurface
 
 __all__ = ["PANIC_MSG", "Dispatcher", "EngineBusy", "RunEngine", "default_scan_id_source"]
-
-_DOC_NAMES = {member.name: member for member in DocumentNames}
 
 
 def default_scan_id_source(md: MutableMapping) -> int:
@@ -63,15 +59,6 @@ def default_md_validator(md: dict) -> None:
         )
 
 
-class Dispatcher(_bluesky_re.Dispatcher):
-    """bluesky's Dispatcher, which skips document names nobody subscribed to."""
-
-    def emit(self, name: str, doc: dict) -> None:
-        sig = _DOC_NAMES[name]
-        if self.cb_registry.callbacks.get(sig):
-            self.process(sig, doc)
-
-
 class _Call(NamedTuple):
     """What ``RE(plan)`` hands the loop thread to claim the engine with."""
 
@@ -81,7 +68,7 @@ class _Call(NamedTuple):
     execution: Execution
 
 
-class RunEngine:
+class RunEngine(EngineSurface):
     """Execute plans (generators of ``Msg``) and emit documents to subscribers.
 
     Same constructor and surface as ``bluesky.RunEngine``; beyond it: pause requests with a
@@ -152,145 +139,6 @@ class RunEngine:
         self._plan: Any = None
         self._suspenders: set = set()
         self._commands = CommandTable(self, extensions)
-
-    # ---- read-only surface -------------------------------------------------------------
-    @property
-    def state(self) -> EngineState:
-        """The current state: a str (``'idle'``, ``'running'``, ...) with ``is_<state>``."""
-        return self._controller.state
-
-    @property
-    def _state(self) -> EngineState:
-        return self._controller.state
-
-    @property
-    def deferred_pause_requested(self) -> bool:
-        """Whether a deferred pause waits for a checkpoint (True until the next call if none)."""
-        return self._controller.deferred_pause
-
-    # bluesky's private name, read by bluesky-queueserver's worker.
-    _deferred_pause_requested = deferred_pause_requested
-
-    @property
-    def _task(self) -> asyncio.Task | None:
-        """bluesky's private name: the asyncio task of the current (or last) call.
-
-        Cancelling it on ``RE.loop`` aborts the plan, as in bluesky (its sideband cancel).
-        """
-        ex = self._exec
-        return None if ex is None else ex.task
-
-    @property
-    def _run_bundlers(self) -> Mapping[Any, Any]:
-        """bluesky's private name: the runs open now, by run key (a read-only view)."""
-        ex = self._exec
-        return MappingProxyType({} if ex is None else ex.runs)
-
-    @property
-    def _seen_wait_and_move_on_keys(self) -> frozenset:
-        """bluesky's private name: the groups a ``wait(move_on=True)`` is still waiting on."""
-        ex = self._exec
-        return frozenset(() if ex is None else ex.statuses.moving_on)
-
-    @property
-    def pause_requests(self) -> tuple[str, ...]:
-        """Names of the standing pause requests that a resume asks for permission."""
-        return tuple(self._controller.pause_requests)
-
-    @property
-    def call_returns_result(self) -> bool:
-        return self._call_returns_result
-
-    @property
-    def commands(self) -> list[str]:
-        """Names of the registered message commands."""
-        return self._commands.names()
-
-    @property
-    def suspenders(self) -> tuple:
-        return tuple(self._suspenders)
-
-    @property
-    def resumable(self) -> bool:
-        """Whether a pause now could be resumed (a checkpoint to return to)."""
-        return self._exec is not None and self._exec.cache.resumable
-
-    @property
-    def rewindable(self) -> bool:
-        return self._rewindable
-
-    @rewindable.setter
-    def rewindable(self, value: bool) -> None:
-        def set_flag() -> None:
-            self._rewindable = bool(value)
-            ex = self._exec
-            if ex is not None and not ex.finished:
-                ex.cache.rewindable = self._rewindable
-                ex.checkpoint()
-
-        self._inbox.call("Setting RE.rewindable", set_flag, timeout=self.control_timeout)
-
-    @property
-    def ignore_callback_exceptions(self) -> bool:
-        return self.dispatcher.cb_registry.ignore_exceptions
-
-    @ignore_callback_exceptions.setter
-    def ignore_callback_exceptions(self, value: bool) -> None:
-        self.dispatcher.cb_registry.ignore_exceptions = value
-
-    @property
-    def verbose(self) -> bool:
-        """Whether state changes are logged at INFO (logger ``runengine.control``)."""
-        return self._controller.verbose
-
-    @verbose.setter
-    def verbose(self, value: bool) -> None:
-        self._controller.verbose = bool(value)
-
-    # ---- subscriptions and commands -------------------------------------------------------
-    def subscribe(self, func: Callable, name: str = "all") -> int:
-        """Send documents to ``func(name, doc)``; ``name`` is 'all' or one document name.
-
-        Returns a token for :meth:`unsubscribe`.
-        """
-        if callable(name) and isinstance(func, str):
-            return self.dispatcher.subscribe(func, name)  # legacy order, warns
-        if not callable(func):
-            raise ValueError(f"subscribe expects a callable, not {func!r}")
-        return self.dispatcher.subscribe(func, name)
-
-    def unsubscribe(self, token: int) -> None:
-        """Stop a subscription; an unknown token is ignored."""
-        self.dispatcher.unsubscribe(token)
-
-    def register_command(self, name: str, func: Callable) -> None:
-        """Handle ``Msg(name, ...)`` with ``func(msg)`` (plain or async)."""
-        self._commands.register(name, func)
-
-    def unregister_command(self, name: str) -> None:
-        """Forget the handler of ``name`` (ignored if unknown)."""
-        self._commands.unregister(name)
-
-    def _command(self, name: str) -> Entry | None:
-        """(handler, plain, built-in) of ``name``, its extension loaded now if needed."""
-        return self._commands.lookup(name)
-
-    @property
-    def _command_registry(self) -> dict[str, Callable]:
-        """``{name: func(msg)}``: bluesky's name, read by its tests and tools."""
-        return self._commands.as_registry()
-
-    def print_command_registry(self, verbose: bool = False) -> str:
-        """Text listing every command with the first line of its handler's docstring."""
-        return self._commands.describe(verbose)
-
-    # ---- documents ---------------------------------------------------------------------
-    def emit_sync(self, name: DocumentNames | str, doc: dict) -> None:
-        """Send a document to the subscribers now, on this thread."""
-        self._emit(name.name if isinstance(name, DocumentNames) else name, doc)
-
-    async def emit(self, name: DocumentNames | str, doc: dict) -> None:
-        self.emit_sync(name, doc)
 
     # ---- running plans -----------------------------------------------------------------
     def __call__(self, *args: Any, **metadata_kw: Any) -> tuple | RunEngineResult:
@@ -368,7 +216,7 @@ class RunEngine:
             outcome = begin()
             if not isinstance(outcome, Outcome) or outcome.segment is None:
                 return outcome.value if isinstance(outcome, Outcome) else outcome
-            segment = outcome.segment
+            segment, ex = outcome.segment, outcome.call
             try:
                 self.during_task.block(segment)
             except KeyboardInterrupt as interrupt:
@@ -376,7 +224,8 @@ class RunEngine:
                 grace = 0.2 if isinstance(interrupt, PromptRequested) else 2.0
                 if not self._keyboard_interrupt(segment, grace):
                     raise RunEngineInterrupted(self.pause_msg) from None
-        ex = self._exec
+        if ex is None:
+            raise RuntimeError("A control call gave a segment to wait for, but no call")
         if ex.paused:
             raise RunEngineInterrupted(self.pause_msg) from None
         if ex.error is not None:
@@ -406,8 +255,9 @@ class RunEngine:
         if not self._call_returns_result:
             return uids
         plan_return = self.NO_PLAN_RETURN if ex.interrupted else ex.plan_return
+        exception: Any = ex.exception  # a KeyboardInterrupt too, as bluesky's engine gives it
         return RunEngineResult(
-            uids, plan_return, ex.exit_status, ex.interrupted, ex.reason, ex.exception
+            uids, plan_return, ex.exit_status, ex.interrupted, ex.reason, exception
         )
 
     # ---- control ---------------------------------------------------------------------------
@@ -527,41 +377,3 @@ class RunEngine:
             self.dispatcher.unsubscribe_all()
 
         self._inbox.call("Resetting", forget, timeout=self.control_timeout)
-
-    # ---- suspenders ------------------------------------------------------------------------
-    def install_suspender(self, suspender: Any) -> None:
-        """Install a bluesky-style suspender (it calls :meth:`request_suspend` when tripped)."""
-        self._suspenders.add(suspender)
-        harden(suspender)
-        suspender.install(self)
-
-    def remove_suspender(self, suspender: Any) -> None:
-        if suspender in self._suspenders:
-            suspender.remove()
-        self._suspenders.discard(suspender)
-
-    def clear_suspenders(self) -> None:
-        for suspender in list(self._suspenders):
-            self.remove_suspender(suspender)
-
-    def request_suspend(
-        self,
-        fut: Callable,
-        *,
-        pre_plan: Any = None,
-        post_plan: Any = None,
-        justification: str | None = None,
-    ) -> None:
-        """Suspend until ``fut()`` (an awaitable factory) resolves, then rewind and go on.
-
-        Fire-and-forget, as in bluesky: ignored when nothing runs or the plan is ending.
-        """
-        self._inbox.post(self._suspend, fut, pre_plan, post_plan, justification)
-
-    def _suspend(self, *suspension: Any) -> None:
-        ex = self._exec
-        if ex is None or not ex.started or ex.finished:
-            # Not started: a request queued on the loop before this plan began belongs to an
-            # earlier call (or to a suspender tripped since, which the start checks anyway).
-            return
-        self._controller.apply("suspend", *suspension)

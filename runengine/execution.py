@@ -35,7 +35,6 @@ from .stepper import REPLAYED, UNCACHEABLE, PlanFinished, replay
 from .suspension import tripped_futures
 
 if TYPE_CHECKING:
-    from .documents import RunBundle
     from .engine import RunEngine
 
 __all__ = ["Execution"]
@@ -85,9 +84,7 @@ class Execution(CallContext):
 
     def __init__(self, engine: RunEngine, plan: Any) -> None:
         super().__init__(engine, plan)
-        self.exit_status = "success"
         self.exception: BaseException | None = None
-        self.error: BaseException | None = None
         self.plan_return: Any = None
         self.interrupted = False
         self.halting = False
@@ -158,8 +155,8 @@ class Execution(CallContext):
                         handler = self._resolve(command)
                     # MessageCache.record, inlined: this runs for every message.
                     live = cache.live
-                    cached = live is not None and command not in UNCACHEABLE
-                    if cached:
+                    if live is not None and command not in UNCACHEABLE:
+                        cached = True
                         live.append(msg)
                     elif command == "close_run":
                         self.checkpoint_at_close_run()
@@ -279,6 +276,8 @@ class Execution(CallContext):
 
     # ---- acting on requests, between messages ---------------------------------------------
     async def _interrupted(self, response: Any, exc: BaseException | None) -> tuple:
+        if self.interrupt is None:
+            return response, exc
         kind, payload = self.interrupt
         self.interrupt = None
         if isinstance(response, _CutShort):
@@ -360,49 +359,10 @@ class Execution(CallContext):
     async def _finalize(self) -> None:
         engine = self.engine
         try:
-            self.statuses.pardon()
-            self.stop_movers()
-            for bundle in self.runs.values():
-                bundle.clear_monitors()
-                await self._backstop_collect(bundle)
-            for obj in reversed(list(self.staged)):
-                try:
-                    obj.unstage()
-                except Exception as err:
-                    logger.exception("Failed to unstage %r: %r", obj, err)
-            self.staged.clear()
-            for key in list(self.runs):
-                bundle = self.runs.pop(key)
-                try:
-                    bundle.stop(self.exit_status, self.reason)
-                except Exception as err:
-                    if self.error is None:
-                        self.error = err
-            for gen in self.stack.close():
-                # on stdout, as bluesky prints it (its tests read it there)
-                announce(f"The plan {gen!r} tried to yield a value on close.  {_FIX_YOUR_PLAN}")
+            await self.wind_up()
         finally:
-            self._run_cleanups()
+            self.run_cleanups()
             self.finished = True
             if engine._inbox.on_loop_thread():  # not when the garbage collector closes us
                 engine._controller.apply("ended")
             self.segment.set()
-
-    def _run_cleanups(self) -> None:
-        while self.cleanups:
-            cleanup = self.cleanups.pop()
-            try:
-                cleanup()
-            except Exception as err:
-                logger.exception("Cleanup %r failed: %r", cleanup, err)
-
-    async def _backstop_collect(self, bundle: RunBundle) -> None:
-        """Collect the flyers of a run left open that were kicked off and never collected."""
-        run = next(key for key, open_bundle in self.runs.items() if open_bundle is bundle)
-        for obj in list(bundle.uncollected):
-            try:
-                result = self.handle(Msg("collect", obj, run=run))
-                if type(result) is Suspended:
-                    await result.finish()
-            except Exception as err:
-                logger.exception("Failed to collect %r: %r", obj, err)

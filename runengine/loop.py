@@ -9,7 +9,7 @@ import weakref
 
 from bluesky import run_engine as _bluesky_re
 
-__all__ = ["BlockingDuringTask", "ensure_loop_thread"]
+__all__ = ["BlockingDuringTask", "ensure_loop_thread", "settle"]
 
 _threads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -20,7 +20,8 @@ def ensure_loop_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread:
     Idempotent. bluesky's own registry of loop threads is consulted and updated too, so a
     bluesky RunEngine and ours can share a loop.
     """
-    bluesky_threads = _bluesky_re._ensure_event_loop_running.loop_to_thread
+    # bluesky keeps its loop threads on a function attribute; an older or newer one may not.
+    bluesky_threads = getattr(_bluesky_re._ensure_event_loop_running, "loop_to_thread", {})
     th = _threads.get(loop) or bluesky_threads.get(loop)
     if th is None:
         if loop.is_running():
@@ -58,3 +59,20 @@ class BlockingDuringTask:
             return
         while not blocking_event.wait(0.02):  # short slices: a Ctrl+C is heard at once
             pass
+
+
+def settle(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until ``loop`` has run what was queued on it before now:
+    a callback under way has ended. Returns at once on the loop's own thread or if it is not
+    running."""
+    try:
+        if not loop.is_running() or asyncio.get_running_loop() is loop:
+            return
+    except RuntimeError:
+        pass  # no loop runs on this thread: wait for it below
+    settled = threading.Event()
+    try:
+        loop.call_soon_threadsafe(settled.set)
+    except RuntimeError:  # closed meanwhile: it runs nothing any more
+        return
+    settled.wait(timeout)

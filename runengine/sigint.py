@@ -138,17 +138,18 @@ class SigintHandler:
             return
         self._active = False
         signal.set_wakeup_fd(self._old_wakeup_fd)
-        read_end, write_end = self._pipe
-        with contextlib.suppress(OSError):
-            os.write(write_end, b"\0")  # not a signal number: tells the worker to finish
-        self._worker.join(1.0)
+        if self._pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._pipe[1], b"\0")  # not a signal number: tells the worker to finish
+        if self._worker is not None:
+            self._worker.join(1.0)
         if self.presses or str(self.RE.state) != "idle":
             # Interrupted: not the original handler yet. A press now would raise
             # KeyboardInterrupt wherever the caller is, typically in the shell printing the pause.
             signal.signal(signal.SIGINT, _AfterCall(self._original, time.monotonic() + GRACE))
         else:
             signal.signal(signal.SIGINT, self._original)
-        for fd in (read_end, write_end):
+        for fd in self._pipe or ():
             with contextlib.suppress(OSError):
                 os.close(fd)
 

@@ -148,9 +148,8 @@ class StatusGroups:
     def _raise_if_failed(self, members: list[_Tracked]) -> None:
         for tracked in members:
             if tracked.failed:
-                if tracked is self._failed:
-                    raise self.take_failure()
-                raise failed_status(tracked.status)
+                failure = self.take_failure() if tracked is self._failed else None
+                raise failure if failure is not None else failed_status(tracked.status)
 
     async def wait(
         self,

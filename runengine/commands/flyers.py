@@ -216,7 +216,8 @@ async def _collect_events(
     bundle: RunBundle, obj: Any, name: str | None, routes: Routes | None, keep: bool
 ) -> list:
     """Pack the partial events of ``obj.collect()`` into one event_page per stream."""
-    payload, pending = [], {}
+    payload: list[dict] = []
+    pending: dict[str, list[dict]] = {}  # the partial events of each stream
     async for partial in _iterate(obj.collect()):
         if keep:
             payload.append(partial)
@@ -290,7 +291,8 @@ async def collect(call: CallContext, msg: Msg) -> Any:
         routes = await _describe_old_style(bundle, objs[0])
     index = await _min_index(objs) if len(objs) > 1 else None
     docs = [doc for obj in objs for doc in await _asset_docs(obj, index)]
-    width = bundle.emit_assets(docs, bundle.streams.get(name), per_event=False)
+    stream = bundle.streams.get(name) if name is not None else None
+    width = bundle.emit_assets(docs, stream, per_event=False)
 
     obj = objs[0]
     if len(objs) == 1 and not _writes_stream_assets(obj):

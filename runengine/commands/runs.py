@@ -174,10 +174,12 @@ def read(call: CallContext, msg: Msg) -> Any:
         raise
     bundle = call.runs.get(msg.run)
     stream = bundle.bundle_name if bundle is not None else None
-    if not isinstance(reading, dict) or (stream is not None and not bundle.knows(stream, obj)):
+    if not isinstance(reading, dict) or (
+        bundle is not None and stream is not None and not bundle.knows(stream, obj)
+    ):
         # An async device, or the first reading of this object in this stream.
         return start(_read_slowly(bundle, obj, reading))
-    if stream is not None:
+    if bundle is not None and stream is not None:
         collect = getattr(obj, "collect_asset_docs", None)
         docs = collect() if collect is not None else ()
         if hasattr(docs, "__aiter__"):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import RunEngineError
 from ..stepper import ANSWERED_ONCE, UNCACHEABLE
@@ -61,6 +62,8 @@ class CommandSpec:
         """Whether its messages are recorded for a rewind."""
         return self.replay != "skip"
 
+
+T = TypeVar("T")
 
 #: What a resume may do with a command's messages since the last checkpoint.
 REPLAY_POLICIES = ("resend", "once", "skip")
@@ -107,7 +110,7 @@ class MissingArgument(RunEngineError, ValueError, AssertionError):
     """A message lacks an argument its command needs (an AssertionError too, as in bluesky)."""
 
 
-def supports(obj: object, *methods: str, command: str) -> object:
+def supports(obj: T, *methods: str, command: str) -> T:
     """Raise UnsupportedObject unless ``obj`` has every method ``command`` needs."""
     missing = [m for m in methods if not callable(getattr(obj, m, None))]
     if missing:

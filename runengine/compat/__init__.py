@@ -8,18 +8,26 @@ in the same process, even on the same event loop, gets exactly the original beha
 
 ``RunEngine()`` installs them (:func:`install`, idempotent); ``RUNENGINE_NO_SPEEDUPS=1`` keeps
 every original in place. ``tests/runengine/compat`` fails loudly if a target disappears.
+
+:func:`harden` is the one change to another library's *objects*: a bluesky suspender installed
+in our engine gets two instance attributes (see :mod:`._suspenders`), taken away by
+:func:`soften` when it is removed.
 """
 
 from ._context import enter_engine_call, in_engine_call, leave_engine_call
 from ._patches import PATCHES, Patch, install, installed, uninstall
+from ._suspenders import HARDENABLE, harden, soften
 
 __all__ = [
+    "HARDENABLE",
     "PATCHES",
     "Patch",
     "enter_engine_call",
+    "harden",
     "in_engine_call",
     "install",
     "installed",
     "leave_engine_call",
+    "soften",
     "uninstall",
 ]

@@ -10,6 +10,7 @@ import threading
 import uuid
 from typing import Any
 
+from ..loop import settle
 from .local import OpCode, Registry
 
 __all__ = ["RegistryBeat", "opcode_of_state"]
@@ -34,8 +35,10 @@ def opcode_of_state(state: str, last_exit_status: str | None) -> OpCode:
 class RegistryBeat:
     """Beat for a RunEngine every ``period`` seconds: ``{op_name: opcode_of_state(...)}``.
 
-    A beat is sent only after the engine's event loop answered, so a stalled loop goes silent
-    and the registry expires the engine. One thread, started by ``start()`` or ``with``.
+    The beats are timers on the engine's own event loop, so a stalled loop goes silent and the
+    registry expires the engine; no thread of its own. ``start()`` (or ``with``) begins,
+    ``stop()`` ends: after it returns no beat is sent. Errors (a failing registry) are kept in
+    ``errors`` and the beats go on.
     """
 
     def __init__(
@@ -56,33 +59,41 @@ class RegistryBeat:
         self.session_id = uuid.uuid4().hex
         self.last_exit_status: str | None = None
         self.errors: list[BaseException] = []
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop = RE.loop
+        self._lock = threading.Lock()  # start() and stop() from any thread, one at a time
+        # Each start() and stop() begins a new generation: a timer of an older one ends.
+        self._generation = 0
+        self._beating = False
         self._token: int | None = None
 
     def op_codes(self) -> dict[str, OpCode]:
         return {self.op_name: opcode_of_state(str(self.RE.state), self.last_exit_status)}
 
     def beat(self) -> None:
-        """Beat once now (the thread does this every period)."""
+        """Beat once now (the engine's loop does this every period)."""
         self.registry.beat(self.address, self.op_codes(), self.agent_class, self.session_id)
 
     def start(self) -> RegistryBeat:
-        if self._thread is None:
-            self._token = self.RE.subscribe(self._on_stop, "stop")
-            self._halt.clear()
-            self._thread = threading.Thread(target=self._run, name="registry-beat", daemon=True)
-            self._thread.start()
+        """Begin beating (idempotent); returns the beat."""
+        with self._lock:
+            if not self._beating:
+                self._token = self.RE.subscribe(self._on_stop, "stop")
+                self._generation += 1
+                self._beating = True
+                self._loop.call_soon_threadsafe(self._tick, self._generation)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._halt.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
-        if self._token is not None:
-            self.RE.unsubscribe(self._token)
-            self._token = None
+        """Stop beating; a beat the loop is sending now ends first (at most ``timeout`` s)."""
+        with self._lock:
+            if not self._beating:
+                return
+            self._generation += 1
+            self._beating = False
+            if self._token is not None:
+                self.RE.unsubscribe(self._token)
+                self._token = None
+        settle(self._loop, timeout)
 
     def __enter__(self) -> RegistryBeat:
         return self.start()
@@ -93,15 +104,12 @@ class RegistryBeat:
     def _on_stop(self, name: str, doc: dict) -> None:
         self.last_exit_status = doc.get("exit_status")
 
-    def _run(self) -> None:
-        loop: asyncio.AbstractEventLoop = self.RE._loop
-        answered = threading.Event()
-        while not self._halt.is_set():
-            answered.clear()
-            try:
-                loop.call_soon_threadsafe(answered.set)
-                if answered.wait(self.period) and not self._halt.is_set():
-                    self.beat()
-            except Exception as exc:  # a closed loop, a failing subscriber: report, go on
-                self.errors.append(exc)
-            self._halt.wait(self.period)
+    def _tick(self, generation: int) -> None:
+        """On the engine's loop: beat, and come back in a period (unless stopped since)."""
+        if generation != self._generation:
+            return
+        try:
+            self.beat()
+        except Exception as exc:  # a failing registry or subscriber: report, go on
+            self.errors.append(exc)
+        self._loop.call_later(self.period, self._tick, generation)

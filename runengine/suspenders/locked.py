@@ -109,9 +109,6 @@ class SuspendWhileLocked(SuspenderBase):
 
     def install(self, RE: Any, *, event_type: Any = None) -> None:
         """Start watching the lock for ``RE`` (trips at once if a foreign holder has it)."""
-        # runengine's harden() patches these two on the instance; this class has its own.
-        vars(self).pop("get_futures", None)
-        vars(self).pop("_SuspenderBase__make_event", None)
         super().install(RE, event_type=event_type)
 
     @property

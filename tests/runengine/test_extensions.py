@@ -21,10 +21,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "runengine"
 CORE = [
     "__init__.py", "engine.py", "execution.py", "states.py", "control.py", "stepper.py",
     "documents.py", "statuses.py", "eager.py", "loop.py", "console.py", "sigint.py",
-    "suspension.py", "extensions.py", "errors.py", "call.py", "command_table.py",
-    "compat/__init__.py", "compat/_context.py", "compat/_patches.py", "commands/__init__.py",
-    "commands/spec.py", "commands/devices.py", "commands/flow.py", "commands/flyers.py",
-    "commands/runs.py",
+    "suspension.py", "surface.py", "extensions.py", "errors.py", "call.py", "command_table.py",
+    "compat/__init__.py", "compat/_context.py", "compat/_patches.py", "compat/_suspenders.py",
+    "commands/__init__.py", "commands/spec.py", "commands/devices.py", "commands/flow.py",
+    "commands/flyers.py", "commands/runs.py",
 ]  # fmt: skip
 FEATURES = ["agents", "graph", "heartbeats", "locks", "scaleout", "scripts", "suspenders"]
 HANDLERS = [

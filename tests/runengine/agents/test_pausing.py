@@ -61,3 +61,47 @@ def test_a_request_that_cannot_be_delivered_is_reported(RE):
         agent.issue_request(delay=0).join(5)  # the engine is idle: nothing to pause
     assert len(agent.errors) == 1 and "idle" in str(agent.errors[0])
     assert reported == agent.errors
+
+
+def test_requests_wait_on_the_engine_loop_not_on_threads(RE):
+    import threading
+
+    before = set(threading.enumerate())
+    agent = TimedPausingAgent(RE).start()
+    requests = [agent.issue_request(delay=30) for _ in range(5)]
+    assert set(threading.enumerate()) - before == set()
+    assert all(request.is_alive() for request in requests)
+    requests[0].cancel()
+    requests[0].join(1)
+    assert not requests[0].is_alive()
+    agent.stop(timeout=2)
+    assert not any(request.is_alive() for request in requests)
+    assert agent.requests == 0 and agent.errors == []
+
+
+def test_requests_from_several_threads_while_stopping_are_delivered_or_cancelled(RE):
+    """No request is left waiting and none is delivered after stop() returns."""
+    import threading
+
+    agent = TimedPausingAgent(RE).start()
+    made = []
+    delivered_after_stop = []
+
+    def ask(n):
+        for _ in range(20):
+            made.append(agent.issue_request(delay=0.001 * n))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    agent.stop(timeout=2)
+    delivered = agent.requests + len(agent.errors)  # idle engine: each delivery is an error
+    for request in made:
+        request.join(2)
+    assert not any(request.is_alive() for request in made)
+    delivered_after_stop.append(agent.requests + len(agent.errors) - delivered)
+    assert delivered_after_stop == [0]
+    assert agent.requests == 0  # nothing was running: every delivery failed and was reported
+    assert all("idle" in str(err) for err in agent.errors)

@@ -565,3 +565,47 @@ def test_the_engine_expires_when_its_loop_stalls(RE):
         wait_until(lambda: reg.health("re.main") == "expired", timeout=3)
         wait_until(lambda: reg.health("re.main") == "alive", timeout=3)
     assert threads_left(before) == []
+
+
+def test_the_engine_beats_on_its_own_loop_with_no_thread_of_its_own(RE):
+    reg = Registry(timeout=5.0)
+    beaters = []
+    reg.beat = lambda *a, **k: beaters.append(threading.current_thread().name)
+    before = set(threading.enumerate())
+    with RegistryBeat(RE, reg, period=0.01):
+        wait_until(lambda: len(beaters) >= 3)
+        assert set(threading.enumerate()) - before == set()
+    assert set(beaters) == {"bluesky-run-engine"}
+
+
+def test_after_stop_returns_no_beat_comes_and_one_start_beats_once_per_period(RE):
+    """start() and stop() from several threads at random: whatever the interleaving, a final
+    stop() leaves no beat to come, and a final start() one chain of beats, not several."""
+    import random
+
+    reg = Registry(timeout=5.0)
+    beats = []
+    reg.beat = lambda *a, **k: beats.append(time.monotonic())
+    beat = RegistryBeat(RE, reg, period=0.05)
+
+    def toggle(seed):
+        rng = random.Random(seed)
+        for _ in range(40):
+            (beat.start if rng.random() < 0.5 else beat.stop)()
+            time.sleep(rng.random() * 0.002)
+
+    for trial in range(3):
+        threads = [threading.Thread(target=toggle, args=(trial * 10 + i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        beat.stop()
+        settled = len(beats)
+        time.sleep(0.2)  # four periods
+        assert len(beats) == settled, "a beat came after stop() returned"
+        beat.start()
+        time.sleep(0.5)  # ten periods: one chain beats about ten times, two chains twenty
+        beat.stop()
+        assert len(beats) - settled <= 13, f"{len(beats) - settled} beats in ten periods"
+    assert beat.errors == []
