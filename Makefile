@@ -28,6 +28,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # bluesky's own RunEngine tests on our engine (minutes; deselected from `test` by its marker).
@@ -39,6 +40,7 @@ bluesky-suite: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format .

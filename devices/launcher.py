@@ -6,7 +6,9 @@ pitfalls P1-P6 in the hardware study). Readiness is a real CA search answered by
 sleep. IOCs die with the process that started them: on a clean exit (``stop``, the context
 manager, ``atexit``) and when the parent is killed (``PR_SET_PDEATHSIG``).
 
-Ports come from :mod:`runengine.devices.ports`: reserved, outside the ephemeral range.
+Ports come from :mod:`runengine.devices.ports`: reserved, outside the ephemeral range; the
+loopback environments from :mod:`runengine.devices.epics_env`; the readiness search from
+:mod:`runengine.devices.ca_search`.
 
     with IOCProcess("runengine.devices.ioc.motors", "sim:") as ioc:
         use_loopback_client(ioc.port)      # before the first PV of this process
@@ -27,12 +29,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import weakref
 from collections.abc import Iterable, Sequence
 
-import caproto
-
+from .ca_search import ioc_answers
+from .epics_env import client_env, server_env, use_loopback_client
 from .errors import DeviceError
 from .ports import LOOPBACK, bindable, free_port, reserve_port_pair
 
@@ -54,7 +55,6 @@ _ADDRESS_IN_USE = os.strerror(errno.EADDRINUSE)
 _running: weakref.WeakSet[IOCProcess] = weakref.WeakSet()
 _prefix_counter = itertools.count()
 _forker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ioc-launcher")
-_BROADCASTER = caproto.Broadcaster(caproto.CLIENT)  # parses the IOCs' search replies
 
 
 class IOCStartError(DeviceError, RuntimeError):
@@ -64,56 +64,6 @@ class IOCStartError(DeviceError, RuntimeError):
 def unique_prefix(stem: str = "sim") -> str:
     """A PV prefix no other launch on this machine uses: ``<stem><pid>n<k>:``."""
     return f"{stem}{os.getpid()}n{next(_prefix_counter)}:"
-
-
-def server_env(port: int, client_ports: Iterable[int] = ()) -> dict[str, str]:
-    """The EPICS environment of an IOC on ``port`` that serves, beacons and searches on loopback.
-
-    ``client_ports``: other IOCs this one reads as a CA client (a detector reading a motor).
-    """
-    ports = [port, *client_ports]
-    return {
-        "EPICS_CA_SERVER_PORT": str(port),
-        "EPICS_CAS_INTF_ADDR_LIST": LOOPBACK,
-        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_CAS_BEACON_ADDR_LIST": LOOPBACK,  # both beacon variables, or it broadcasts
-        "EPICS_CAS_BEACON_PORT": str(port + 1),
-        "EPICS_CA_ADDR_LIST": " ".join(f"{LOOPBACK}:{p}" for p in ports),
-        "EPICS_CA_AUTO_ADDR_LIST": "NO",
-        "EPICS_CA_REPEATER_PORT": str(port + 1),
-    }
-
-
-def client_env(ports: Sequence[int]) -> dict[str, str]:
-    """The EPICS environment of a client that searches exactly these IOC ports on loopback."""
-    if not ports:
-        raise ValueError("client_env needs at least one IOC port")
-    return {
-        "EPICS_CA_ADDR_LIST": " ".join(f"{LOOPBACK}:{p}" for p in ports),
-        "EPICS_CA_AUTO_ADDR_LIST": "NO",
-        "EPICS_CA_SERVER_PORT": str(ports[0]),
-        "EPICS_CA_REPEATER_PORT": str(ports[0] + 1),
-        "OPHYD_CONTROL_LAYER": "caproto",
-    }
-
-
-def use_loopback_client(*ports: int) -> None:
-    """Make this process's CA client (ophyd over caproto) search these IOC ports too.
-
-    The caproto client re-reads ``EPICS_CA_ADDR_LIST`` at each search, so ports can be added
-    while devices of earlier IOCs stay connected. Ports already listed are kept.
-    """
-    known = [
-        int(entry.rsplit(":", 1)[1])
-        for entry in os.environ.get("EPICS_CA_ADDR_LIST", "").split()
-        if entry.startswith(f"{LOOPBACK}:")
-    ]
-    merged = known + [p for p in ports if p not in known]
-    os.environ.update(client_env(merged))
-    import ophyd
-
-    if ophyd.cl.name != "caproto":
-        ophyd.set_cl("caproto")
 
 
 def _child_setup() -> None:  # runs in the child between fork and exec
@@ -209,7 +159,7 @@ class IOCProcess:
         launcher chose that port (see the class notes), each try with its own ``timeout``.
         """
         for attempt in range(1, _START_ATTEMPTS + 1):
-            if self._answered_within(timeout):
+            if ioc_answers(self.port, self.ready_pv, timeout, lambda: self.alive):
                 self._may_move = False
                 return self
             if self.proc is None or self.proc.poll() is not None:
@@ -228,29 +178,6 @@ class IOCProcess:
             self.stop()
             raise IOCStartError(why)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _answered_within(self, timeout: float) -> bool:
-        """True once the IOC answers a search from its own port; False if it exits or times out.
-
-        Only a datagram from ``127.0.0.1:<port>``, and not from the search socket itself,
-        counts: a search socket on the IOC's port would read its own request, which parses as a
-        search reply (and keep the IOC from binding the port).
-        """
-        deadline = time.monotonic() + timeout
-        with _search_socket(avoid=self.port) as sock:
-            sock.settimeout(0.05)
-            request = _search_datagram(self.ready_pv)
-            ioc, ours = (LOOPBACK, self.port), sock.getsockname()
-            while True:
-                if self.proc is None or self.proc.poll() is not None:
-                    return False
-                sock.sendto(request, ioc)
-                with contextlib.suppress(TimeoutError, ConnectionRefusedError):
-                    datagram, sender = sock.recvfrom(65536)
-                    if sender == ioc != ours and _answers(datagram):
-                        return True
-                if time.monotonic() > deadline:
-                    return False
 
     def start(self, timeout: float = 20.0) -> IOCProcess:
         """Spawn the IOC and wait until it answers Channel Access searches."""
@@ -345,38 +272,6 @@ class IOCProcess:
             self._final_output = self.output()
             self._log.close()
             self._log = None
-
-
-def _search_socket(avoid: int) -> socket.socket:
-    """A UDP socket on 127.0.0.1 and a kernel-chosen port other than ``avoid``.
-
-    Holding ``avoid`` would keep the IOC from binding it. (IOC ports lie outside the
-    ephemeral range, so this matters only where every port is ephemeral.)
-    """
-    held = []
-    try:
-        for _ in range(10):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((LOOPBACK, 0))
-            if sock.getsockname()[1] != avoid:
-                return sock
-            held.append(sock)  # kept open until the next bind, so that it gets another port
-        raise RuntimeError(f"the kernel kept handing out port {avoid}")
-    finally:
-        for sock in held:
-            sock.close()
-
-
-def _search_datagram(pv: str) -> bytes:
-    version = caproto.VersionRequest(0, caproto.DEFAULT_PROTOCOL_VERSION)
-    search = caproto.SearchRequest(pv, 1, caproto.DEFAULT_PROTOCOL_VERSION)
-    return b"".join(bytes(command) for command in (version, search))
-
-
-def _answers(datagram: bytes) -> bool:
-    # public sans-I/O parsing (sync.client.search reads the whole EPICS_CA_ADDR_LIST instead)
-    commands = _BROADCASTER.recv(datagram, (LOOPBACK, 0))
-    return any(isinstance(c, caproto.SearchResponse) for c in commands)
 
 
 def start_all(iocs: Sequence[IOCProcess], timeout: float = 20.0) -> None:

@@ -1,7 +1,9 @@
 """Composition of one run's documents: start, descriptors, events, assets and stop.
 
 Our own composer, not event-model's: no per-document jsonschema validation on the hot path.
-The tests validate every document against event-model's schemas instead.
+The tests validate every document against event-model's schemas instead. What goes into a
+descriptor is in :mod:`runengine.descriptors`, the checks of asset documents (resources,
+datums) in :mod:`runengine.assets`; :class:`RunBundle` emits them all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 
 from bluesky.utils import IllegalMessageSequence
 
-__all__ = ["RunBundle", "Stream", "new_uid"]
+from .assets import RunAssets
+from .descriptors import ObjectInfo, Stream, describe_object, descriptor_fields, split_reading
+
+__all__ = ["RunBundle", "Stream", "new_uid", "split_reading"]
 
 
 _uid_bits = random.Random()  # seeded from os.urandom; reseeded in forked children
@@ -31,41 +36,6 @@ def new_uid() -> str:
     bits = (_uid_bits.getrandbits(128) & _UID_FIXED_BITS) | (0x4 << 76) | (0x2 << 62)
     h = f"{bits:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def split_reading(reading: dict) -> tuple[dict, dict]:
-    """``{key: {'value', 'timestamp'}}`` into parallel ``data`` and ``timestamps`` dicts."""
-    data, stamps = {}, {}
-    for key, val in reading.items():
-        data[key] = val["value"]
-        stamps[key] = val["timestamp"]
-    return data, stamps
-
-
-class Stream:
-    """One descriptor and the objects it describes."""
-
-    __slots__ = ("descriptor", "filled", "objs", "uid")
-
-    def __init__(self, descriptor: dict, objs: tuple) -> None:
-        self.descriptor = descriptor
-        self.uid = descriptor["uid"]
-        self.objs = objs
-        self.filled = {
-            key: False
-            for key, dk in descriptor["data_keys"].items()
-            if "external" in dk and dk["external"] != "STREAM:"
-        }
-
-
-class ObjectInfo:
-    """What a run knows of one object: its description and configuration, read once."""
-
-    __slots__ = ("config", "data_keys")
-
-    def __init__(self, data_keys: dict, config: dict) -> None:
-        self.data_keys = data_keys
-        self.config = config
 
 
 class RunBundle:
@@ -148,39 +118,14 @@ class RunBundle:
 
     def describe_stream(self, name: str, objs: tuple) -> Stream:
         """Compose and emit the descriptor of ``objs`` (all already described) as ``name``."""
-        data_keys: dict = {}
-        configuration: dict = {}
-        hints: dict = {}
-        object_keys: dict = {}
-        owners: dict[str, Any] = {}
-        for obj in objs:
-            info = self.info[(name, obj)]
-            common = [key for key in info.data_keys if key in owners]
-            if common:
-                raise ValueError(
-                    f"Data keys (field names) from {obj!r} collide with those from "
-                    f"{owners[common[0]]!r} in stream {name!r}. The colliding keys are {common}"
-                )
-            owners.update(dict.fromkeys(info.data_keys, obj))
-            obj_name = obj.name
-            obj_hints = getattr(obj, "hints", None)
-            if obj_hints is not None:
-                hints[obj_name] = obj_hints
-            object_keys[obj_name] = list(info.data_keys)
-            data_keys.update(info.data_keys)
-            configuration[obj_name] = info.config
-        return self.add_stream(name, data_keys, configuration, hints, object_keys, objs)
+        return self.add_stream(name, *descriptor_fields(name, objs, self.info), objs)
 
     def knows(self, stream: str, obj: Any) -> bool:
         return (stream, obj) in self.info
 
     def learn(self, stream: str, obj: Any, describe: dict, conf_keys: dict, conf: dict) -> None:
         """Cache an object's description for a stream (describe, describe/read_configuration)."""
-        obj_name = obj.name
-        data_keys = {key: {**dk, "object_name": obj_name} for key, dk in describe.items()}
-        data, stamps = split_reading(conf)
-        config = {"data": data, "timestamps": stamps, "data_keys": conf_keys}
-        self.info[(stream, obj)] = ObjectInfo(data_keys, config)
+        self.info[(stream, obj)] = describe_object(obj, describe, conf_keys, conf)
 
     def reconfigure(self, obj: Any, conf_keys: dict, conf: dict) -> None:
         """New configuration for ``obj``: re-emit every descriptor that includes it."""
@@ -209,6 +154,8 @@ class RunBundle:
     def check_collision(self, obj: Any) -> None:
         """Raise ValueError if ``obj``'s keys collide with another object's in the bundle."""
         name = self.bundle_name
+        if name is None:
+            raise IllegalMessageSequence(f"{obj!r} is read outside an event bundle")
         stream = self.streams.get(name)
         if stream is not None and obj in stream.objs:
             return  # this set of objects was checked when its descriptor was made
@@ -313,34 +260,7 @@ class RunBundle:
         ``seq_nums`` (counted from the stream's next seq_num), checking them as bluesky does.
         Returns the width of the stream datums' indices: at most 1 for one event (``per_event``).
         """
-        width = 0
-        covered: set[str] = set()
-        for name, doc in docs:
-            if name == "resource":
-                doc = {**doc, "run_start": self.uid}
-            elif name == "stream_resource":
-                doc = self._stream_resource(doc, stream)
-            elif name == "stream_datum":
-                doc, width = self._stream_datum(doc, stream, width)
-                covered.add(self.stream_resources[doc["stream_resource"]])
-            elif name != "datum":
-                raise RuntimeError(
-                    f"Tried to emit an external asset {name!r}; acceptable external assets are "
-                    "'resource', 'stream_resource', 'datum' and 'stream_datum'"
-                )
-            self._emit(name, doc)
-        if covered and stream is not None and covered != set(self._stream_keys(stream)):
-            raise RuntimeError(
-                f"Received `stream_datum` for each of the data_keys {sorted(covered)}, expected "
-                f"`stream_datum` for each of the data_keys {self._stream_keys(stream)}."
-            )
-        if per_event and width > 1:
-            raise RuntimeError(
-                "Received multiple indices in a `stream_datum` document for one event, during a "
-                '`read()` `save()`. `stream_datum` should have indices {"start": n, "stop": n+1} '
-                "in a `read()` `save()`."
-            )
-        return width
+        return self.assets.emit_all(docs, stream, self.seq, per_event=per_event)
 
     def record_interruption(self, content: str, requested_by: str = "", reason: str = "") -> None:
         """An event in the ``interruptions`` stream, if the run records them.
@@ -414,11 +334,19 @@ class RunBundle:
         self._emit("stop", doc)
         return doc
 
-    # ---- flyers and stream assets (state made on first use: most runs have neither) -------
+    # ---- flyers and assets (state made on first use: most runs have neither) --------------
+    @property
+    def assets(self) -> RunAssets:
+        """The run's asset documents, checked and filled in (see :meth:`emit_assets`)."""
+        assets = self.__dict__.get("_assets")
+        if assets is None:
+            assets = self.__dict__["_assets"] = RunAssets(self.uid, self._emit)
+        return assets
+
     @property
     def stream_resources(self) -> dict[str, str]:
         """The ``data_key`` of every stream_resource this run emitted, by uid."""
-        return self.__dict__.setdefault("_stream_resources", {})
+        return self.assets.stream_resources
 
     @property
     def collect_descriptions(self) -> dict[Any, Any]:
@@ -443,54 +371,3 @@ class RunBundle:
         }
         self._emit("event_page", doc)
         return doc
-
-    @staticmethod
-    def _stream_keys(stream: Stream) -> list[str]:
-        """The data keys of ``stream`` that stream datums fill ("STREAM:" external ones)."""
-        data_keys = stream.descriptor["data_keys"]
-        return [key for key, dk in data_keys.items() if dk.get("external") == "STREAM:"]
-
-    def _stream_resource(self, doc: dict, stream: Stream | None) -> dict:
-        uid, data_key = doc["uid"], doc["data_key"]
-        if uid in self.stream_resources:
-            raise RuntimeError(f"Received `stream_resource` with uid {uid} twice.")
-        external = self._stream_keys(stream) if stream is not None else []
-        if data_key not in external:
-            raise RuntimeError(
-                f"Received a `stream_resource` with data_key {data_key} that is not in the "
-                f"descriptor 'STREAM:' data_keys {external}"
-            )
-        self.stream_resources[uid] = data_key
-        return {**doc, "run_start": self.uid}
-
-    def _stream_datum(self, doc: dict, stream: Stream | None, width: int) -> tuple[dict, int]:
-        """``doc`` with its descriptor and seq_nums, and its indices' width (checked)."""
-        from event_model import EventModelValueError  # only stream assets need it
-
-        if doc.get("descriptor"):
-            raise RuntimeError(
-                f"Received a `stream_datum` {doc['uid']} with a `descriptor` uid already filled "
-                f"in, with the value {doc['descriptor']}; this should be an empty string."
-            )
-        if stream is None:
-            raise RuntimeError(f"`stream_datum` {doc['uid']} arrived with no stream declared.")
-        if doc["stream_resource"] not in self.stream_resources:
-            raise RuntimeError(
-                f"Received a `stream_datum` referring to an unknown stream resource "
-                f"{doc['stream_resource']}"
-            )
-        if doc.get("seq_nums") not in (None, {"start": 0, "stop": 0}):
-            raise EventModelValueError(
-                f"Received `seq_nums` {doc['seq_nums']} in stream {doc['stream_resource']}: "
-                "the run engine fills them in; leave them None or {'start': 0, 'stop': 0}."
-            )
-        indices = doc["indices"]
-        new_width = indices["stop"] - indices["start"]
-        if width and width != new_width:
-            raise EventModelValueError(
-                f"Received `indices` {indices} of width {new_width}, unlike the width {width} "
-                "of other stream datums in the same collect() or save()."
-            )
-        first = self.seq[stream.descriptor["name"]]
-        seq_nums = {"start": first, "stop": first + new_width}
-        return {**doc, "descriptor": stream.uid, "seq_nums": seq_nums}, new_width

@@ -12,7 +12,8 @@ a lease (``lease`` seconds, renewed at a third of it while held), a FIFO queue o
 and a fencing number (``INCR``) per grant. A holder that cannot renew (the key expired, the
 network broke) loses its token once its lease has run out locally: ``token.valid`` turns
 False, a plan's next lock message raises ``LockLost``, and a device guarded by
-:class:`FenceGuard` refuses its stale fence even if it goes on.
+:class:`FenceGuard` (:mod:`runengine.scaleout.fence`) refuses its stale fence even if it goes
+on.
 
 ``on_failure``: ``"fail"`` raises :class:`LockBackendUnavailable` (a LockError and a
 BackendUnavailable) when Redis does not answer; ``"fallback"`` continues as an in-process lock
@@ -33,14 +34,8 @@ from typing import Any
 from ..locks.lock import HardwareLock, _Waiter
 from ..locks.token import HELD, LOST, YIELDING, LockError, LockHolder, LockLost, LockToken
 from . import lock_scripts as lua
-from .connection import (
-    BackendUnavailable,
-    ScaleoutError,
-    check_policy,
-    connect,
-    describe,
-    redis_errors,
-)
+from .connection import BackendUnavailable, check_policy, connect, describe, redis_errors
+from .fence import FenceGuard, StaleFence
 
 __all__ = ["FenceGuard", "LockBackendUnavailable", "RedisLock", "StaleFence"]
 
@@ -49,10 +44,6 @@ logger = logging.getLogger(__name__)
 
 class LockBackendUnavailable(LockError, BackendUnavailable):
     """The lock's backend (Redis) does not answer."""
-
-
-class StaleFence(LockLost, ScaleoutError):
-    """A device refused a fencing number older than the newest it has seen."""
 
 
 class _RedisWaiter(_Waiter):
@@ -192,21 +183,9 @@ class RedisLock(HardwareLock):
     def _enter(self, token: LockToken, wait: float | None, loop: Any = None) -> _Waiter | None:
         if self.fallen_back:
             return super()._enter(token, wait, loop)
-        job = "" if token.job is None else str(token.job)
         asked = time.monotonic()
         try:
-            got, value, _ = self._call(
-                "ACQUIRE",
-                [
-                    "",
-                    f"{job}\t{token.owner}",
-                    int(self.lease * 1000),
-                    int(wait == 0),
-                    self._waiter_ttl,
-                    job,
-                ],
-                f"{token.job!r} acquiring",
-            )
+            got, value, _ = self._acquire(token, "", wait == 0, "acquiring")
         except LockBackendUnavailable:
             if self.fallen_back:
                 return super()._enter(token, wait, loop)
@@ -221,6 +200,14 @@ class RedisLock(HardwareLock):
                 raise self._timeout_error(token, wait)
         return self._start_waiter(token, loop, _text(value))
 
+    def _acquire(self, token: LockToken, ticket: str, try_only: bool, doing: str) -> list:
+        """One ACQUIRE: ``[1, fence, _]`` granted, else ``[0, ticket, holder]`` (queued as
+        ``ticket``; ``try_only``: not queued) or ``[-2, _, holder]`` (``ticket`` was dropped)."""
+        job = "" if token.job is None else str(token.job)
+        lease, ttl = int(self.lease * 1000), self._waiter_ttl
+        args = [ticket, f"{job}\t{token.owner}", lease, int(try_only), ttl, job]
+        return self._call("ACQUIRE", args, f"{token.job!r} {doing}")
+
     def _start_waiter(self, token: LockToken, loop: Any, ticket: str) -> _RedisWaiter:
         waiter = _RedisWaiter(token, loop)
         waiter.ticket, waiter.error, waiter.withdrawn = ticket, None, False
@@ -231,25 +218,14 @@ class RedisLock(HardwareLock):
 
     def _wait_turn(self, waiter: _RedisWaiter) -> None:
         """A waiter's thread: look when woken (or every ``poll`` s) until granted or gone."""
-        token, job = waiter.token, "" if waiter.token.job is None else str(waiter.token.job)
+        token = waiter.token
         while True:  # until granted, withdrawn (the caller's deadline), cancelled or failed
             if waiter.withdrawn or waiter.cancelled:
                 self._forget(waiter)
                 return
             asked = time.monotonic()
             try:
-                got, value, _ = self._call(
-                    "ACQUIRE",
-                    [
-                        waiter.ticket,
-                        f"{job}\t{token.owner}",
-                        int(self.lease * 1000),
-                        0,
-                        self._waiter_ttl,
-                        job,
-                    ],
-                    f"{token.job!r} waiting",
-                )
+                got, value, _ = self._acquire(token, waiter.ticket, False, "waiting")
                 if got == -2:  # dropped from the queue (this thread stalled): queue again
                     waiter.ticket = ""
                     continue
@@ -382,32 +358,3 @@ class RedisLock(HardwareLock):
     def reset(self) -> None:
         """Delete the lock's keys (commissioning and tests only: breaks current holders)."""
         self.redis.delete(*self._keys)
-
-
-class FenceGuard:
-    """The device side of fencing: refuse a fence older than the newest one seen.
-
-    Kept in Redis under ``key`` (shared by every process talking to the device), or in this
-    process when ``url`` is None.
-    """
-
-    def __init__(self, key: str, url: str | Any | None = None, socket_timeout: float = 1.0):
-        self.key = key
-        self._seen = 0
-        self._mutex = threading.Lock()
-        self.redis = None if url is None else connect(url, socket_timeout)
-        self._admit = None if self.redis is None else self.redis.register_script(lua.ADMIT)
-
-    def admit(self, fence: int | None) -> int:
-        """Let ``fence`` through (returned) or raise :class:`StaleFence`."""
-        if fence is None:
-            raise StaleFence(f"{self.key}: no fencing number: the caller holds no lock")
-        if self._admit is not None:
-            ok = self._admit(keys=[self.key], args=[int(fence)])
-        else:
-            with self._mutex:
-                ok = fence >= self._seen
-                self._seen = max(self._seen, fence)
-        if not ok:
-            raise StaleFence(f"{self.key}: fence {fence} is older than the newest seen")
-        return fence

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runengine.devices import launcher, ports
+from runengine.devices import ca_search, launcher, ports
 from runengine.devices.launcher import (
     IOCProcess,
     IOCStartError,
@@ -112,7 +112,7 @@ def test_the_ready_check_does_not_take_its_own_request_for_an_answer(monkeypatch
     """A search socket that the kernel put on the IOC's port reads back its own request, which
     parses as a search reply: that is not the IOC answering (it cannot even bind its port)."""
     port = free_port()
-    monkeypatch.setattr(launcher, "_search_socket", lambda avoid: plain_udp(avoid), raising=False)
+    monkeypatch.setattr(ca_search, "_search_socket", lambda avoid: plain_udp(avoid))
     ioc = simple(port=port)
     with pytest.raises(IOCStartError, match="exited before it was ready"):
         ioc.start()

@@ -20,8 +20,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "runengine"
 # What runs plans; everything else under runengine/ is a feature or a client of the engine.
 CORE = [
     "__init__.py", "engine.py", "execution.py", "states.py", "control.py", "stepper.py",
-    "documents.py", "statuses.py", "eager.py", "loop.py", "console.py", "sigint.py",
-    "suspension.py", "surface.py", "extensions.py", "errors.py", "call.py", "command_table.py",
+    "documents.py", "descriptors.py", "assets.py", "statuses.py", "eager.py", "loop.py",
+    "console.py", "sigint.py", "suspension.py", "surface.py", "extensions.py", "errors.py",
+    "call.py", "command_table.py",
     "compat/__init__.py", "compat/_context.py", "compat/_patches.py", "compat/_suspenders.py",
     "commands/__init__.py", "commands/spec.py", "commands/devices.py", "commands/flow.py",
     "commands/flyers.py", "commands/runs.py",
@@ -200,3 +201,17 @@ def test_a_commands_first_use_in_a_process_is_as_once_loaded(command):
     first, later = _in_a_fresh_process(FIRST_USE, command)
     assert first == later
     assert "AttributeError" not in first
+
+
+def test_the_type_checker_checks_exactly_the_core():
+    """setup.cfg's [mypy] files are the CORE above (a folder stands for its modules)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    checked = set()
+    for entry in config["mypy"]["files"].replace("\n", " ").split(","):
+        path = PACKAGE.parent / entry.strip()
+        found = path.rglob("*.py") if path.is_dir() else [path]
+        checked.update(p.relative_to(PACKAGE).as_posix() for p in found)
+    assert checked == set(CORE)
