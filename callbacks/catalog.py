@@ -7,15 +7,20 @@
     catalog.search({"sample": "Fe", "scan_id": {"$gte": 10}})
 
 Listing reads only each file's first record (the start document), once; a run's stop is
-read from the file's tail when asked for. A file that is not a run file is left out of the
-listing with a warning, and ``catalog[its uid]`` raises :class:`CorruptRunError`.
+read from the file's tail when asked for. A file that is not a run file, whose start document
+has no string uid or no numeric time, or whose start record is still torn
+:data:`TORN_AFTER` seconds after it was last written, is left out of the listing with a
+warning and listed in ``catalog.corrupt`` with the reason; ``catalog[its uid]`` raises
+:class:`CorruptRunError`. One bad file never stops the others from being listed.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +30,20 @@ from .catalog_run import Run, Stream
 from .records import CorruptRunError, read_start
 from .store import SUFFIX, default_directory
 
-__all__ = ["Catalog", "CorruptRunError", "Run", "Stream", "match"]
+__all__ = ["TORN_AFTER", "Catalog", "CorruptRunError", "Run", "Stream", "match"]
+
+#: Seconds after its last write a file whose start record is not whole counts as torn.
+TORN_AFTER = 5.0
+
+
+def _start_problem(start: dict) -> str | None:
+    """Why ``start`` cannot be listed among the others, or None."""
+    uid, when = start.get("uid"), start.get("time")
+    if not isinstance(uid, str):
+        return f"the start document's uid is {uid!r}, not a string"
+    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
+        return f"the start document's time is {when!r}, not a number of seconds"
+    return None
 
 
 class _Index:
@@ -35,6 +53,7 @@ class _Index:
         self.directory = directory
         self.starts: dict[str, tuple[dict, Path]] = {}  # file name -> (start doc, path)
         self.corrupt: dict[Path, CorruptRunError] = {}
+        self._torn: set[Path] = set()  # corrupt for now: looked at again at each refresh
 
     def refresh(self) -> list[tuple[dict, Path]]:
         try:
@@ -45,24 +64,45 @@ class _Index:
             if name in self.starts:
                 continue
             path = self.directory / name
-            if path in self.corrupt:
+            if path in self.corrupt and path not in self._torn:
                 continue
             try:
                 start = read_start(path)
+                problem = _start_problem(start) if start is not None else self._torn_for(path)
             except CorruptRunError as err:
-                self.corrupt[path] = err
-                warnings.warn(f"{err}; left out of the catalog", stacklevel=4)
+                self._left_out(path, err)
                 continue
             except OSError:
                 continue  # removed or unreadable right now: try again next time
-            if start is not None:  # None: just created, start not yet written whole
+            if problem is not None:
+                self._left_out(path, CorruptRunError(path, 0, problem), torn=start is None)
+            elif start is not None:  # None: just created, start not yet written whole
+                self._torn.discard(path)
+                self.corrupt.pop(path, None)
                 self.starts[name] = (start, path)
         present = set(names)
         for name in [name for name in self.starts if name not in present]:
             del self.starts[name]
+        for path in [path for path in self.corrupt if path.name not in present]:
+            del self.corrupt[path]
+            self._torn.discard(path)
         entries = list(self.starts.values())
-        entries.sort(key=lambda entry: (entry[0].get("time", 0), entry[1].name))
+        entries.sort(key=lambda entry: (entry[0]["time"], entry[1].name))
         return entries
+
+    def _torn_for(self, path: Path) -> str | None:
+        """Why a file with no whole start record is torn, or None while it may be growing."""
+        age = time.time() - path.stat().st_mtime
+        if age < TORN_AFTER:
+            return None
+        return f"no whole start record {age:.0f} s after the file was last written (torn)"
+
+    def _left_out(self, path: Path, err: CorruptRunError, torn: bool = False) -> None:
+        if path not in self.corrupt:
+            warnings.warn(f"{err}; left out of the catalog", stacklevel=5)
+        self.corrupt[path] = err
+        if torn:
+            self._torn.add(path)
 
 
 class Catalog:

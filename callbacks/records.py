@@ -1,8 +1,10 @@
 """Reading run files written by :class:`~runengine.callbacks.store.RunStore`.
 
-A run file is a sequence of msgpack ``[name, doc]`` records. A file cut inside its last
-record (the writer died mid-write) reads up to its last whole record; anything else that is
-not a whole record is corruption, reported with the file and the byte offset.
+A run file is a sequence of msgpack ``[name, doc]`` records: one start first, one stop last.
+A file cut inside its last record (the writer died mid-write) reads up to its last whole
+record; what follows a stop is not the run's and is left unread (``trailing`` counts it);
+anything else that is not a whole record, or a second start, is corruption, reported with the
+file and the byte offset.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class RecordReader:
     """Iterate over the ``(name, doc)`` records of one run file, in order.
 
     After iteration: ``torn`` (the file ends inside a record), ``end`` (the offset after
-    the last whole record) and ``error`` (the corruption met, in lenient mode).
+    the last whole record), ``trailing`` (bytes after the stop record, left unread) and
+    ``error`` (the corruption met, in lenient mode).
     ``strict=False`` turns corruption into a warning and an early end.
     """
 
@@ -77,6 +80,7 @@ class RecordReader:
         self.strict = strict
         self.torn = False
         self.end = 0
+        self.trailing = 0
         self.error: CorruptRunError | None = None
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:
@@ -98,9 +102,16 @@ class RecordReader:
                     return
                 if type(record) is list and len(record) == 2 and type(record[1]) is dict:
                     name = record[0]
+                    if name == "start" and offset > 0:
+                        self._corrupt(CorruptRunError(path, offset, "a second start record"))
+                        return
                     if type(name) is str:
                         offset = tell()
                         yield name, record[1]
+                        if name == "stop":  # the run's last document: the rest is not its
+                            self.end = offset
+                            self.trailing = size - offset
+                            return
                         continue
                 try:
                     _check(record, path, offset)
@@ -143,10 +154,10 @@ def read_start(path: str | os.PathLike) -> dict | None:
 
 
 def read_stop(path: str | os.PathLike, run_uid: str) -> dict | None:
-    """The stop document if it is the file's last record, else ``None``.
+    """The stop document of the run, else ``None``.
 
-    Reads the tail of the file only: the stop record is found by its leading bytes and
-    must end exactly at the end of the file and refer to ``run_uid``.
+    Reads the tail of the file only: the stop record is found by its leading bytes, the last
+    whole one that refers to ``run_uid`` (bytes appended after it do not hide it).
     """
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
@@ -156,8 +167,10 @@ def read_stop(path: str | os.PathLike, run_uid: str) -> dict | None:
             tail = file.read(size - start)
             at = len(tail)
             while (at := tail.rfind(_STOP_MARK, 0, at)) >= 0:
+                unpacker = _unpacker()
+                unpacker.feed(tail[at:])
                 try:
-                    record = msgpack.unpackb(tail[at:], object_hook=_decode, raw=False)
+                    record = unpacker.unpack()  # whatever follows it (garbage) is not the run's
                 except Exception:
                     continue
                 if (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import threading
 import time
 import warnings
@@ -33,6 +34,7 @@ __all__ = [
     "StoreWarning",
     "default_directory",
     "pack_record",
+    "safe_uid",
 ]
 
 SUFFIX = ".msgpack"
@@ -58,6 +60,21 @@ class StoreError(RunEngineError, OSError):
 
 class StoreWarning(UserWarning):
     """A document was not stored and the store was told to continue."""
+
+
+#: What a run's uid may look like to name its file: no separator, no leading dot.
+_SAFE_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def safe_uid(uid: Any) -> str:
+    """``uid`` if it can name a file in the store, else :class:`StoreError` naming it:
+    a run file's name comes from its uid, so ``../x`` or ``/etc/x`` must never get there."""
+    if not isinstance(uid, str) or not _SAFE_UID.fullmatch(uid):
+        raise StoreError(
+            f"A run uid must be letters, digits, '.', '_' or '-' (not starting with '.'), "
+            f"at most 200 characters, to name its file; not {uid!r}"
+        )
+    return uid
 
 
 def default_directory() -> Path:
@@ -245,8 +262,8 @@ class RunStore:
         return token
 
     def path_for(self, uid: str) -> Path:
-        """The file of the run whose start document has this uid."""
-        return self.directory / f"{uid}{SUFFIX}"
+        """The file of the run whose start document has this uid (a :func:`safe_uid`)."""
+        return self.directory / f"{safe_uid(uid)}{SUFFIX}"
 
     @property
     def open_runs(self) -> list[str]:
@@ -270,14 +287,19 @@ class RunStore:
         return handler(doc)
 
     def _open(self, doc: dict, create: bool = True) -> _RunFile | None:
-        uid = doc["uid"]
-        path = self.path_for(uid)
+        uid = doc.get("uid")
+        try:
+            path = self.path_for(uid)  # type: ignore[arg-type]
+        except StoreError as err:
+            self._failed("start", doc, None, err, "could not be stored")
+            return None
         run = self._runs[uid] = _RunFile(path, None, uid)
         run.broken = True  # until the file exists: later documents count as not stored
         if not create:
             return run
         try:
-            run.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            run.fd = os.open(path, flags, 0o666)  # rw for whom the umask allows, never x
         except OSError as err:
             self._failed("start", doc, run, err, "could not be stored: cannot create the file")
             return None

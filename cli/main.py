@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from runengine.commands.runs import ENGINE_KEYS
 from runengine.errors import RunEngineError
 
 from .runner import RunOutcome, run_plan
@@ -97,6 +98,8 @@ def _metadata(pairs: tuple) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise CLIError(f"--md wants KEY=VALUE, not {pair!r}")
+        if key in ENGINE_KEYS:
+            raise CLIError(f"--md {key}=...: the RunEngine sets {key!r} itself")
         md[key] = value
     return md
 

@@ -10,7 +10,36 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ObjectInfo", "Stream", "describe_object", "descriptor_fields", "split_reading"]
+from event_model import EventModelValidationError
+
+from .errors import RunEngineError
+
+__all__ = [
+    "EventKeysMismatch",
+    "ObjectInfo",
+    "Stream",
+    "describe_object",
+    "descriptor_fields",
+    "split_reading",
+]
+
+
+class EventKeysMismatch(RunEngineError, EventModelValidationError, KeyError):
+    """An event's data keys are not its descriptor's: a device's ``read()`` changed its keys
+    after it was described. The run fails, as in bluesky (event-model refuses such an event).
+    """
+
+    def __init__(self, stream: str, objs: tuple, missing: set, extra: set) -> None:
+        self.stream, self.missing, self.extra = stream, missing, extra
+        names = ", ".join(getattr(obj, "name", repr(obj)) for obj in objs)
+        super().__init__(
+            f"An event of stream {stream!r} (read from {names}) does not have its descriptor's "
+            f"data keys: missing {sorted(missing)}, not described {sorted(extra)}. A device's "
+            "read() must give the keys its describe() gave."
+        )
+
+    def __str__(self) -> str:  # a KeyError would show its message in quotes
+        return str(self.args[0])
 
 
 def split_reading(reading: dict) -> tuple[dict, dict]:
@@ -25,17 +54,28 @@ def split_reading(reading: dict) -> tuple[dict, dict]:
 class Stream:
     """One descriptor and the objects it describes."""
 
-    __slots__ = ("descriptor", "filled", "objs", "uid")
+    __slots__ = ("descriptor", "filled", "keys", "objs", "uid")
 
     def __init__(self, descriptor: dict, objs: tuple) -> None:
         self.descriptor = descriptor
         self.uid = descriptor["uid"]
         self.objs = objs
+        data_keys = descriptor["data_keys"]
         self.filled = {
             key: False
-            for key, dk in descriptor["data_keys"].items()
+            for key, dk in data_keys.items()
             if "external" in dk and dk["external"] != "STREAM:"
         }
+        # What an event's data holds: all but the keys whose data live in a stream resource.
+        self.keys = {key for key, dk in data_keys.items() if dk.get("external") != "STREAM:"}
+
+    def check_keys(self, data: dict) -> None:
+        """Raise :class:`EventKeysMismatch` unless ``data`` has exactly this stream's keys."""
+        if data.keys() != self.keys:
+            keys = set(data)
+            raise EventKeysMismatch(
+                self.descriptor["name"], self.objs, self.keys - keys, keys - self.keys
+            )
 
 
 class ObjectInfo:

@@ -209,6 +209,7 @@ class RunBundle:
             for key, val in reading.items():
                 data[key] = val["value"]
                 stamps[key] = val["timestamp"]
+        stream.check_keys(data)
         self.seq[name] = seq_num + 1
         doc = {
             "uid": new_uid(),

@@ -64,6 +64,24 @@ async def asset_docs(obj: Any) -> list:
     return list(docs)
 
 
+#: Start-document keys the engine sets: metadata may not give them (bluesky: a TypeError too).
+ENGINE_KEYS = ("uid", "time")
+
+
+def _refuse_engine_keys(call: CallContext, msg: Msg, engine_md: Any) -> None:
+    for where, md in (
+        ("the RE() call's metadata", call.metadata),
+        ("Msg('open_run')'s metadata", msg.kwargs),
+        ("RE.md", engine_md),
+    ):
+        given = [key for key in ENGINE_KEYS if key in md]
+        if given:
+            raise TypeError(
+                f"{where} sets {given}, which the RunEngine sets itself in the start document "
+                f"(a uid names the run and its file; time is when it starts): {md[given[0]]!r}"
+            )
+
+
 @command(
     "open_run", replay="skip", subplan="open and close runs in the main plan, around run_graph"
 )
@@ -82,6 +100,7 @@ async def open_run(call: CallContext, msg: Msg) -> str:
         {"plan_type": type(plan).__name__, "plan_name": getattr(plan, "__name__", "")},
         engine.md,
     )
+    _refuse_engine_keys(call, msg, engine.md)
     engine.md_validator(dict(md))
     md = engine.md_normalizer(copy.deepcopy(dict(md)))
     start_doc = {"uid": new_uid(), "time": time.time(), **md}

@@ -67,6 +67,8 @@ def test_a_failing_plan_exits_1_and_is_stored_as_failed(store, capsys):
         (["run", "scan([det], m1,", "--sim"], "is not Python"),
         (["run", "1 + 1", "--sim"], "not a plan"),
         (["run", "count([det])", "--sim", "--md", "novalue"], "KEY=VALUE"),
+        (["run", "count([det])", "--sim", "--md", "uid=../x"], "sets 'uid' itself"),
+        (["run", "count([det])", "--sim", "--md", "time=yesterday"], "sets 'time' itself"),
         (["show", "99"], "no run '99'"),
         (["ioc", "laser"], "unknown IOC 'laser'"),
         (["frobnicate"], "No such command"),
