@@ -18,7 +18,8 @@ _UNKNOWN = object()
 
 class Run:
     """A stored run: ``metadata``, its streams by name (``run["primary"]``, ``run.primary``)
-    and ``documents()``.
+    and ``documents()``; databroker's header spellings too: ``start``, ``stop``,
+    ``descriptors``, ``describe()`` and ``table(stream_name)``.
 
     ``complete`` is False for a run whose writer died before the stop document;
     ``metadata["stop"]`` is then None and the run reads up to its last whole document.
@@ -44,9 +45,33 @@ class Run:
         return self._stop
 
     @property
+    def start(self) -> dict:
+        """The start document."""
+        return self._start
+
+    @property
     def metadata(self) -> dict:
         """``{"start": ..., "stop": ... or None}``."""
         return {"start": self._start, "stop": self.stop}
+
+    @property
+    def descriptors(self) -> list[dict]:
+        """Every descriptor document of the run, stream by stream (databroker's header)."""
+        return [doc for docs in self._descriptors().values() for doc in docs]
+
+    def describe(self) -> dict:
+        """The run at a glance: its uid, start, stop, and each stream's data keys."""
+        return {
+            "uid": self.uid,
+            "start": self._start,
+            "stop": self.stop,
+            "complete": self.complete,
+            "streams": {name: self[name].data_keys for name in self},
+        }
+
+    def table(self, stream_name: str = "primary") -> Any:
+        """The stream as a ``pandas.DataFrame`` (databroker's ``header.table()``)."""
+        return self[stream_name].to_pandas()
 
     @property
     def complete(self) -> bool:

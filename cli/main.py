@@ -140,9 +140,14 @@ def show(
     x_field: str | None,
 ) -> None:
     """Print one run's table: RUN_ID is a uid (or its start), a scan_id, or -1 for the last."""
-    from .runs import find_run, plot_to, run_table
+    from .runs import find_run, plot_to, run_table, same_scan_id
 
-    run = find_run(_catalog(store), run_id)
+    catalog = _catalog(store)
+    run = find_run(catalog, run_id)
+    if run_id.isdigit() and run.metadata["start"].get("scan_id") == int(run_id):
+        note = same_scan_id(catalog, run)
+        if note is not None:
+            click.echo(note)
     click.echo(run_table(run, stream))
     if plot is not None:
         click.echo(f"plot saved to {plot_to(run, plot, stream, y_field, x_field)}")

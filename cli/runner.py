@@ -75,7 +75,8 @@ def run_plan(
     token = RE.subscribe(lambda name, doc: stops.append(doc), "stop")
     uids: list[str] = []
     try:
-        action: Callable[[], Any] | None = lambda: RE(plan)  # noqa: E731
+        md = getattr(session, "md", {})  # this run's metadata (runengine run --md)
+        action: Callable[[], Any] | None = lambda: RE(plan, **md)  # noqa: E731
         while action is not None:
             try:
                 result = action()

@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_run", "list_runs", "plot_to", "run_ioc_foreground", "run_table"]
+__all__ = [
+    "find_run",
+    "list_runs",
+    "plot_to",
+    "run_ioc_foreground",
+    "run_table",
+    "same_scan_id",
+]
 
 
 def list_runs(catalog: Any, limit: int) -> str:
@@ -49,6 +56,21 @@ def find_run(catalog: Any, run_id: str) -> Any:
         except (KeyError, IndexError) as err:
             errors.append(str(err).strip("'\""))
     raise LookupError(f"no run {run_id!r} in {catalog.directory} ({'; '.join(errors)})")
+
+
+def same_scan_id(catalog: Any, run: Any) -> str | None:
+    """A note when other runs have ``run``'s scan_id (the newest is shown), else None."""
+    scan_id = run.metadata["start"].get("scan_id")
+    if not isinstance(scan_id, int):
+        return None
+    others = [uid for uid in catalog.search({"scan_id": scan_id}) if uid != run.uid]
+    if not others:
+        return None
+    listed = ", ".join(uid[:8] for uid in others[-5:])
+    return (
+        f"note: {len(others) + 1} runs have scan_id {scan_id}; this is the newest "
+        f"({run.uid[:8]}). The others: {listed} (show one by its uid)"
+    )
 
 
 def run_table(run: Any, stream: str = "primary") -> str:

@@ -46,7 +46,10 @@ class Session:
     ``beamline``: start the simulated beamline's IOCs (or ``sim=True`` for ophyd.sim devices,
     no IOCs). ``startup``: a user's Python file run in the namespace after everything else (it
     may define devices and subscribe callbacks). ``store``: the run store directory (default
-    ``$RUNENGINE_STORE`` or the user's data dir).
+    ``$RUNENGINE_STORE`` or the user's data dir). ``RE.md`` is kept in the store
+    (:class:`~runengine.callbacks.metadata.StoredMetadata`), so scan_id and the user's
+    metadata carry over to the next session; ``persist_md=False`` keeps it in memory. ``md``:
+    metadata for this session's runs only (``runengine run --md``), not kept.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Session:
         table: bool = True,
         progress: bool = False,
         md: dict | None = None,
+        persist_md: bool = True,
     ) -> None:
         self.use_beamline = beamline and not sim
         self.use_sim = sim
@@ -67,6 +71,7 @@ class Session:
         self.table = table
         self.progress = progress
         self.md = md or {}
+        self.persist_md = persist_md
         self.beamline: Any = None
         self.namespace: dict[str, Any] = {}
         self._exit = contextlib.ExitStack()
@@ -92,10 +97,16 @@ class Session:
 
     def _build(self) -> None:
         from runengine.callbacks.catalog import Catalog
+        from runengine.callbacks.metadata import StoredMetadata
         from runengine.callbacks.store import RunStore
 
-        RE = RunEngine({"owner": os.environ.get("USER", "unknown"), **self.md})
         store = RunStore(self.store_dir)
+        if self.persist_md:
+            md = StoredMetadata(store.directory)
+            RE = RunEngine(md, scan_id_source=md.next_scan_id)
+        else:
+            RE = RunEngine({})
+        RE.md["owner"] = os.environ.get("USER", "unknown")
         store.subscribe(RE)  # first: a document is stored before it is shown
         ns = self.namespace
         ns.update(plan_namespace())

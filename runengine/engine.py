@@ -102,12 +102,13 @@ class RunEngine(EngineSurface):
         compat.install()
         install_interruption_display()
         self.md = {} if md is None else md
-        versions = self.md.setdefault("versions", {})
+        versions = dict(self.md.get("versions", {}))
         versions["bluesky"] = bluesky.__version__
         versions["event_model"] = event_model.__version__
         for module, distribution in (("ophyd", "ophyd"), ("ophyd_async", "ophyd-async")):
             with contextlib.suppress(importlib.metadata.PackageNotFoundError):
                 versions[module] = importlib.metadata.version(distribution)
+        self.md["versions"] = versions  # assigned, not changed in place: a stored md keeps it
         self._loop = self.loop = loop if loop is not None else asyncio.new_event_loop()
         _bluesky_re.set_bluesky_event_loop(self._loop)
         self._th = ensure_loop_thread(self._loop)

@@ -230,3 +230,23 @@ def test_corruption_inside_a_run_strict_and_lenient(RE, tmp_path):
     assert ds["seq_num"].values.tolist() == [1, 2]
     assert lenient[uid].complete  # the stop at the end is intact
     assert os.path.getsize(path) == len(data)  # reading never writes
+
+
+def test_databrokers_header_spellings_agree_with_the_documents(filled):
+    catalog, emitted = filled
+    for uid, docs in emitted.items():
+        run = catalog[uid]
+        by_name: dict = {}
+        for name, doc in docs:
+            by_name.setdefault(name, []).append(doc)
+        assert_same(by_name["start"][0], run.start)  # emitted, then stored
+        assert_same(by_name["stop"][0], run.stop)
+        assert [d["uid"] for d in run.descriptors] == [d["uid"] for d in by_name["descriptor"]]
+        described = run.describe()
+        assert described["uid"] == uid and described["complete"] is True
+        assert_same(by_name["descriptor"][0]["data_keys"], described["streams"]["primary"])
+        table = run.table()
+        assert table.equals(run.primary.to_pandas())
+        assert table["det"].tolist() == [e["data"]["det"] for e in by_name["event"]]
+    with pytest.raises(KeyError, match="no stream 'baseline'"):
+        catalog[-1].table("baseline")

@@ -192,3 +192,24 @@ def test_run_over_the_simulated_beamline(store, capsys):
     data = Catalog(store)[-1].primary.read()
     assert list(data["m1"].values) == pytest.approx([-0.5, 0, 0.5], abs=1e-3)
     assert data["det"].values[1] > data["det"].values[0]  # the IOC's peak is at m1 = 0
+
+
+def test_scan_id_carries_over_between_runs_and_show_says_when_two_share_one(store, capsys):
+    for _ in range(2):
+        assert main(["run", "count([det])", "--sim", "--no-table"]) == EXIT_OK
+    assert [run.metadata["start"]["scan_id"] for run in Catalog(store).values()] == [1, 2]
+    (store / ".metadata").unlink()  # as a store written before RE.md was kept
+    assert main(["run", "count([det])", "--sim", "--no-table", "--md", "sample=Si"]) == EXIT_OK
+    runs = list(Catalog(store).values())
+    assert [run.metadata["start"]["scan_id"] for run in runs] == [1, 2, 1]
+    assert runs[2].metadata["start"]["sample"] == "Si"  # --md is this run's, not kept
+    capsys.readouterr()
+    assert main(["show", "1"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "2 runs have scan_id 1; this is the newest" in out and runs[0].uid[:8] in out
+    assert runs[2].uid in out
+    assert main(["show", "2"]) == EXIT_OK
+    assert "runs have scan_id" not in capsys.readouterr().out
+    assert main(["run", "count([det])", "--sim", "--no-table"]) == EXIT_OK
+    last = Catalog(store)[-1].metadata["start"]
+    assert last["scan_id"] == 2 and "sample" not in last  # the file was made again
