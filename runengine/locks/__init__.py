@@ -13,8 +13,7 @@ use) and :class:`SuspendWhileLocked` suspends plans while someone else holds a l
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..suspenders.locked import SuspendWhileLocked  # imports nothing of locks at import time
 from .lock import HardwareLock
 from .token import (
     Acquired,
@@ -39,12 +38,3 @@ __all__ = [
     "SuspendWhileLocked",
     "check_timeout",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # The suspender lives with the others and imports this package: load it on first use.
-    if name == "SuspendWhileLocked":
-        from ..suspenders.locked import SuspendWhileLocked
-
-        return SuspendWhileLocked
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

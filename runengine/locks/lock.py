@@ -1,13 +1,8 @@
-"""Hardware locks: OCS ``TimeoutLock``'s user-facing semantics, without its sharp edges.
+"""HardwareLock: one queue of waiters, served first come, first served, for threads and plans.
 
-A :class:`HardwareLock` is held through a :class:`LockToken`; only the token's holder releases
-or yields it, so a failed ``release_and_acquire`` can no longer lead to someone else's lock being
-released (OCS's Pitfall B). Waiters are served first come, first served, each acquire has a
-single deadline, and a wait is cancellable. Plain threads use the blocking methods; the
-RunEngine waits on the same queue with a future (``runengine.locks.commands``).
-
-``timeout``: None uses ``default_timeout``; 0 tries once; > 0 waits at most that long in total;
-``math.inf`` or -1 waits for ever; any other negative number or NaN raises ValueError.
+A thread waits on an event, a plan on a future of the engine's loop (:mod:`.commands`); each
+waiter has one deadline and can be withdrawn, and only a token's holder releases or yields it.
+What the timeouts mean is said in :mod:`runengine.locks`.
 """
 
 from __future__ import annotations
