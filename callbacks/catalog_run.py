@@ -25,12 +25,19 @@ class Run:
     ``metadata["stop"]`` is then None and the run reads up to its last whole document.
     """
 
-    def __init__(self, path: str | os.PathLike, start: dict, *, strict: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        start: dict,
+        *,
+        strict: bool = True,
+        stop: dict | None = None,
+    ) -> None:
         self.path = Path(path)
         self.uid: str = start["uid"]
         self.strict = strict
         self._start = start
-        self._stop: Any = _UNKNOWN
+        self._stop: Any = _UNKNOWN if stop is None else stop
         self._scan: tuple[int, dict[str, list[dict]]] | None = None  # (file size, descriptors)
 
     # ---- metadata ----------------------------------------------------------------------
