@@ -76,9 +76,16 @@ class Run:
             "streams": {name: self[name].data_keys for name in self},
         }
 
-    def table(self, stream_name: str = "primary") -> Any:
-        """The stream as a ``pandas.DataFrame`` (databroker's ``header.table()``)."""
-        return self[stream_name].to_pandas()
+    def table(self, stream_name: str = "primary", *, convert_times: bool = True) -> Any:
+        """The stream as a ``pandas.DataFrame`` indexed by ``seq_num``, like databroker's
+        ``header.table()``: ``time`` as naive UTC datetimes (seconds with
+        ``convert_times=False``)."""
+        table = self[stream_name].to_pandas()
+        if convert_times:
+            import pandas as pd
+
+            table["time"] = pd.to_datetime(table["time"], unit="s")
+        return table
 
     @property
     def complete(self) -> bool:

@@ -72,12 +72,14 @@ class RecordReader:
     After iteration: ``torn`` (the file ends inside a record), ``end`` (the offset after
     the last whole record), ``trailing`` (bytes after the stop record, left unread) and
     ``error`` (the corruption met, in lenient mode).
-    ``strict=False`` turns corruption into a warning and an early end.
+    ``strict=False`` turns corruption into a warning and an early end. ``offset``: begin at
+    this record boundary (an ``end`` of an earlier reader), to read what was appended since.
     """
 
-    def __init__(self, path: str | os.PathLike, strict: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike, strict: bool = True, *, offset: int = 0) -> None:
         self.path = Path(path)
         self.strict = strict
+        self.offset = offset
         self.torn = False
         self.end = 0
         self.trailing = 0
@@ -85,11 +87,16 @@ class RecordReader:
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:
         path = self.path
+        base = offset = self.offset
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
+            file.seek(base)
             unpacker = _unpacker(file)
-            unpack, tell = unpacker.unpack, unpacker.tell
-            offset = 0
+            unpack = unpacker.unpack
+
+            def tell() -> int:
+                return base + unpacker.tell()
+
             while True:
                 try:
                     record = unpack()

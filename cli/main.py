@@ -5,6 +5,8 @@
     runengine runs                       the stored runs
     runengine show -1 [--plot out.png]   one run's table (and a plot)
     runengine ioc motors                 one simulated IOC in the foreground
+    runengine serve [--port 8000]        the runs over tiled on 127.0.0.1, exported live
+    runengine index [--tiled]            bring the run index (and .tiled/) up to date
 
 Exit codes: 0 success, 1 the plan failed, 2 bad usage or input, 3 aborted or halted by the user.
 Errors are one line; ``--debug`` shows the traceback.
@@ -197,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 from . import remote as _remote  # noqa: E402, F401 - registers `runengine remote ...`
+from . import serve as _serve  # noqa: E402, F401 - registers `runengine serve` and `index`
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m: run the imported module, where the subcommands are
+    from runengine.cli.main import main as _main
+
+    raise SystemExit(_main())

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
-import numpy as np
 import pytest
 from bluesky import plans as bp
 from ophyd import Signal
@@ -20,82 +11,17 @@ from runengine import RunEngine
 from runengine.callbacks.catalog import Catalog
 from runengine.callbacks.store import RunStore, pack_record
 
+from .tiled_kit import assert_same_table
+
 pytest.importorskip("tiled.server")
 pytest.importorskip("pyarrow")
 
 from runengine.callbacks import tiled_mirror
 
 
-@pytest.fixture(scope="session")
-def local_client(tmp_path_factory):
-    """An embedded SQLite tiled catalog, in-process (creating one costs seconds)."""
-    return tiled_mirror.local_client(tmp_path_factory.mktemp("tiled_local"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def server_client(tmp_path_factory):
-    """A tiled server process on 127.0.0.1 (a free port), started here, stopped after.
-
-    A process of its own: tiled apps built in one process share one single-user API key.
-    """
-    from tiled.client import from_uri
-
-    port, key = free_port(), secrets.token_hex(16)
-    serve = ["serve", "catalog", "--temp", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tiled", *serve, "--api-key", key],
-        cwd=tmp_path_factory.mktemp("tiled_server"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "the tiled server exited"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the tiled server did not start in 60 s"
-                time.sleep(0.2)
-        yield from_uri(f"http://127.0.0.1:{port}/api/v1", api_key=key)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 @pytest.fixture
 def RE():
     return RunEngine({}, context_managers=[])
-
-
-def assert_same_table(ours, theirs) -> None:
-    """Our stream's Dataset against tiled's: same rows, times, seq_nums and data.
-
-    bluesky-tiled-plugins' run client (databroker's) reads a stream without ``seq_num``;
-    the plain tiled table has it."""
-    assert ours.sizes["time"] == len(theirs["time"])
-    if "seq_num" in theirs:
-        np.testing.assert_array_equal(ours["seq_num"].values, np.asarray(theirs["seq_num"]))
-    np.testing.assert_allclose(ours["time"].values, np.asarray(theirs["time"]), rtol=0, atol=0)
-    for key in ours.data_vars:
-        if key == "seq_num":
-            continue  # compared above where tiled gives it
-        values = theirs[key].values
-        if values.dtype == object:  # rows of arrays
-            values = np.stack(list(values))
-        np.testing.assert_array_equal(ours[key].values, values, err_msg=key)
 
 
 @pytest.mark.parametrize("where", ["local_client", "server_client"])

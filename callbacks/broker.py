@@ -1,0 +1,92 @@
+"""databroker and tiled over the store: ``db = broker()``, then ``db[-1].table()``.
+
+    from runengine.callbacks import broker
+    db = broker()                           # the default store; or broker(path)
+    db[-1].table(); db[-1].start; db(plan_name="scan"); db(since="2026-12-01")
+    db.v2[uid]["primary"].read()            # databroker v2 / tiled client of the same runs
+    db = broker(uri="http://127.0.0.1:8000/api/v1", api_key=key)   # `runengine serve`
+
+The store's runs are exported (by a :class:`~.follower.Follower`) into a tiled SQLite catalog
+in ``.tiled/`` of the store directory, which databroker reads. ``broker()`` brings that catalog
+up to date first (each run is exported once; later calls cost only what is new); over a URI,
+the server's follower does it. Needs the ``tiled`` extra (tiled's server side, pyarrow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .follower import Follower
+from .store import default_directory
+
+__all__ = ["TILED_DIR", "broker", "catalog_args", "serve_config", "store_client"]
+
+#: The tiled catalog's folder in the store directory.
+TILED_DIR = ".tiled"
+#: What the catalog's root is: databroker's ``Broker`` wants it said.
+ROOT_SPECS = [{"name": "CatalogOfBlueskyRuns", "version": "3.0"}]
+#: The follower's export target name for the store's own catalog, however it is reached.
+STORE_TARGET = "store"
+
+
+def _store(directory: str | os.PathLike | None) -> Path:
+    return Path(default_directory() if directory is None else directory).expanduser().resolve()
+
+
+def catalog_args(directory: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The arguments of ``tiled.catalog.from_uri`` for the store's tiled catalog."""
+    where = _store(directory) / TILED_DIR
+    (where / "data").mkdir(parents=True, exist_ok=True)
+    return {
+        "uri": f"sqlite:///{where / 'catalog.db'}",
+        "writable_storage": [str(where / "data"), f"duckdb:///{where / 'storage.duckdb'}"],
+        "init_if_not_exists": True,
+        "specs": ROOT_SPECS,
+    }
+
+
+def store_client(directory: str | os.PathLike | None = None) -> Any:
+    """A tiled client over the store's catalog, served in-process (no socket)."""
+    from tiled.catalog import from_uri
+    from tiled.client import Context, from_context
+    from tiled.server.app import build_app
+
+    return from_context(Context.from_app(build_app(from_uri(**catalog_args(directory)))))
+
+
+def broker(
+    directory: str | os.PathLike | None = None,
+    *,
+    uri: str | None = None,
+    api_key: str | None = None,
+    export: bool = True,
+) -> Any:
+    """databroker's v1 ``Broker`` over the store's runs (``db.v2`` is the v2 client).
+
+    With ``uri``, over a tiled server (``runengine serve``); else in-process, after
+    exporting what is new in the store (``export=False`` skips that).
+    """
+    from databroker import Broker
+
+    if uri is not None:
+        from tiled.client import from_uri
+
+        return Broker(from_uri(uri, api_key=api_key))
+    client = store_client(directory)
+    if export:
+        follower = Follower(_store(directory), client, target=STORE_TARGET)
+        try:
+            follower.step()
+        finally:
+            follower.close()
+    return Broker(client)
+
+
+def serve_config(directory: str | os.PathLike | None = None) -> str:
+    """A ``tiled serve config`` file's text (JSON is YAML) serving the store's catalog; the
+    API key is given to the server in ``$TILED_SINGLE_USER_API_KEY``, not written here."""
+    tree = {"path": "/", "tree": "catalog", "args": catalog_args(directory)}
+    return json.dumps({"trees": [tree]}, indent=2)
