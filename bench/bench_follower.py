@@ -26,9 +26,9 @@ from bluesky import plans as bp
 from ophyd import Signal
 
 from runengine import RunEngine
-from runengine.callbacks.broker import STORE_TARGET, store_client
 from runengine.callbacks.follower import Follower
 from runengine.callbacks.store import RunStore
+from runengine.callbacks.store_catalog import STORE_TARGET, store_client
 
 
 def _signals() -> list[Signal]:

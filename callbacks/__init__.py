@@ -20,6 +20,9 @@ _LAZY: dict[str, str] = {
     "LivePlot": "plots",
     "plot_run": "plots",
     "headless": "plots",
+    # reading the store back
+    "Catalog": "catalog",
+    "broker": "store_catalog",
 }
 
 __all__ = sorted(_LAZY)

@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from .catalog_query import check_query, match, translate
 from .catalog_run import Run, Stream
@@ -42,7 +43,8 @@ class Catalog:
 
     ``strict=False`` reads runs with corruption up to the corrupt record, with a warning,
     instead of raising :class:`CorruptRunError`. ``index=False`` keeps the run index in
-    memory instead of in the store directory.
+    memory instead of in the store directory. ``handlers`` (spec -> handler class) and
+    ``root_map`` say how external data are filled on read (see :mod:`.filling`).
     """
 
     def __init__(
@@ -51,11 +53,15 @@ class Catalog:
         *,
         strict: bool = True,
         index: bool = True,
+        handlers: Mapping[str, Any] | None = None,
+        root_map: Mapping[str, str] | None = None,
         _index: RunIndex | None = None,
         _queries: tuple[dict, ...] = (),
     ) -> None:
         self.directory = Path(default_directory() if directory is None else directory)
         self.strict = strict
+        self.handlers = handlers
+        self.root_map = root_map
         self._index = _index if _index is not None else RunIndex(self.directory, persistent=index)
         self._queries = _queries
         self._where = translate(_queries)
@@ -118,7 +124,10 @@ class Catalog:
         run = self._runs.get(name)
         if run is None:
             stop = json.loads(row[4]) if row[4] not in (None, STOP_IN_FILE) else None
-            run = Run(self.directory / name, self._start(row), strict=self.strict, stop=stop)
+            run = Run(
+                self.directory / name, self._start(row), strict=self.strict, stop=stop,
+                handlers=self.handlers, root_map=self.root_map,
+            )  # fmt: skip
             self._runs[name] = run
         return run
 
@@ -126,6 +135,8 @@ class Catalog:
         return Catalog(
             self.directory,
             strict=self.strict,
+            handlers=self.handlers,
+            root_map=self.root_map,
             _index=self._index,
             _queries=(*self._queries, query),
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .filling import Filler
 from .records import RecordReader, read_stop
 
 __all__ = ["Run", "Stream"]
@@ -23,6 +24,8 @@ class Run:
 
     ``complete`` is False for a run whose writer died before the stop document;
     ``metadata["stop"]`` is then None and the run reads up to its last whole document.
+    External data (images in files) are filled on read through ``handlers`` (default: the
+    installed ``databroker.handlers``, area-detector-handlers' among them; see :mod:`.filling`).
     """
 
     def __init__(
@@ -32,8 +35,12 @@ class Run:
         *,
         strict: bool = True,
         stop: dict | None = None,
+        handlers: Mapping[str, Any] | None = None,
+        root_map: Mapping[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.handlers = handlers
+        self.root_map = root_map
         self.uid: str = start["uid"]
         self.strict = strict
         self._start = start
@@ -76,11 +83,13 @@ class Run:
             "streams": {name: self[name].data_keys for name in self},
         }
 
-    def table(self, stream_name: str = "primary", *, convert_times: bool = True) -> Any:
+    def table(
+        self, stream_name: str = "primary", *, fill: bool = False, convert_times: bool = True
+    ) -> Any:
         """The stream as a ``pandas.DataFrame`` indexed by ``seq_num``, like databroker's
         ``header.table()``: ``time`` as naive UTC datetimes (seconds with
-        ``convert_times=False``)."""
-        table = self[stream_name].to_pandas()
+        ``convert_times=False``); external data as references unless ``fill``."""
+        table = self[stream_name].to_pandas(fill=fill)
         if convert_times:
             import pandas as pd
 
@@ -171,50 +180,65 @@ class Stream:
             merged.update(descriptor["data_keys"])
         return merged
 
-    def _columns(self) -> tuple[dict[str, list], dict[str, list]]:
-        """(``seq_num``/``time``/``uid`` columns, data columns) over events and event pages."""
+    def _columns(self, fill: bool = False) -> tuple[dict[str, list], dict[str, list]]:
+        """(``seq_num``/``time``/``uid`` columns, data columns) over events and event pages;
+        external values filled if ``fill`` (and there are any)."""
         uids = {d["uid"] for d in self.descriptors}
         meta: dict[str, list] = {"seq_num": [], "time": [], "uid": []}
         data: dict[str, list] = {}
+        data_keys = self.data_keys
+        filler = None
+        if fill and any("external" in key for key in data_keys.values()):
+            filler = Filler(self.run.handlers, root_map=self.run.root_map)
         rows = 0
-        for name, doc in self.run.documents():
-            if name == "event":
-                if doc["descriptor"] not in uids:
+        try:
+            for name, doc in self.run.documents():
+                if name == "event":
+                    if doc["descriptor"] not in uids:
+                        continue
+                    n = 1
+                    values = doc["data"] if filler is None else filler.fill(doc, data_keys)
+                    meta["seq_num"].append(doc["seq_num"])
+                    meta["time"].append(doc["time"])
+                    meta["uid"].append(doc["uid"])
+                    for key, value in values.items():
+                        column = data.get(key)
+                        if column is None:
+                            column = data[key] = [np.nan] * rows
+                        column.append(value)
+                elif name == "event_page":
+                    if doc["descriptor"] not in uids:
+                        continue
+                    n = len(doc["seq_num"])
+                    for key in meta:
+                        meta[key].extend(doc[key])
+                    for key, values in doc["data"].items():
+                        column = data.get(key)
+                        if column is None:
+                            column = data[key] = [np.nan] * rows
+                        if filler is not None and "external" in data_keys.get(key, {}):
+                            values = [filler.fill_one(v, data_keys[key]) for v in values]
+                        column.extend(values)
+                else:
+                    if filler is not None:
+                        filler.add(name, doc)
                     continue
-                n, values = 1, doc["data"]
-                meta["seq_num"].append(doc["seq_num"])
-                meta["time"].append(doc["time"])
-                meta["uid"].append(doc["uid"])
-                for key, value in values.items():
-                    column = data.get(key)
-                    if column is None:
-                        column = data[key] = [np.nan] * rows
-                    column.append(value)
-            elif name == "event_page":
-                if doc["descriptor"] not in uids:
-                    continue
-                n = len(doc["seq_num"])
-                for key in meta:
-                    meta[key].extend(doc[key])
-                for key, values in doc["data"].items():
-                    column = data.get(key)
-                    if column is None:
-                        column = data[key] = [np.nan] * rows
-                    column.extend(values)
-            else:
-                continue
-            rows += n
-            for column in data.values():
-                if len(column) < rows:
-                    column.extend([np.nan] * (rows - len(column)))
+                rows += n
+                for column in data.values():
+                    if len(column) < rows:
+                        column.extend([np.nan] * (rows - len(column)))
+        finally:
+            if filler is not None:
+                filler.close()
         return meta, data
 
-    def read(self) -> Any:
+    def read(self, *, fill: bool = True) -> Any:
         """An ``xarray.Dataset``: one variable per data key over ``time`` (arrays keep extra
-        dimensions), and ``seq_num``; the ``time`` coordinate is the events' time."""
+        dimensions), and ``seq_num``; the ``time`` coordinate is the events' time. External
+        data are read from their files (``fill=False``: their datum ids)."""
         import xarray as xr
 
-        meta, data = self._columns()
+        meta, data = self._columns(fill)
         data_keys = self.data_keys
         variables = {"seq_num": (("time",), np.asarray(meta["seq_num"], dtype=np.int64))}
         for key, values in data.items():
@@ -229,12 +253,12 @@ class Stream:
             attrs={"stream_name": self.name, "run_start": self.run.uid},
         )
 
-    def to_pandas(self) -> Any:
+    def to_pandas(self, *, fill: bool = False) -> Any:
         """A ``pandas.DataFrame`` indexed by ``seq_num``: ``time`` and one column per data key
-        (array values as objects)."""
+        (array values as objects); external data as datum ids unless ``fill``."""
         import pandas as pd
 
-        meta, data = self._columns()
+        meta, data = self._columns(fill)
         columns = {"time": np.asarray(meta["time"], dtype=float)}
         for key, values in data.items():
             array = _stack(values)

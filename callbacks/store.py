@@ -29,6 +29,7 @@ import numpy as np
 from runengine.errors import RunEngineError
 
 __all__ = [
+    "IMAGES_DIR",
     "RunStore",
     "StoreError",
     "StoreWarning",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 SUFFIX = ".msgpack"
+#: The store's folder for detector files (``runengine shell`` and ``run`` write images there).
+IMAGES_DIR = "images"
 _POLICIES = ("abort", "continue")
 
 

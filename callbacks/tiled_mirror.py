@@ -24,6 +24,28 @@ __all__ = ["export_to_tiled", "local_catalog", "local_client", "make_writer", "m
 
 BATCH_SIZE = 100  # rows buffered by the mirror: few enough to lose little if it dies
 
+#: Specs bluesky's ``TiledWriter`` does not know, by the mimetype tiled reads them as.
+SPEC_MIMETYPES = {"AD_HDF5": "application/x-hdf5"}
+#: Where the ``AD_HDF5`` layout keeps its frames (fixed by the spec).
+AD_HDF5_DATASET = "/entry/data/data"
+
+
+def _resource(doc: dict) -> dict:
+    """A resource as tiled's HDF5 adapter wants it: ``AD_HDF5``'s fixed dataset said, and
+    files read as plain HDF5 (ours are whole between frames, not SWMR)."""
+    frames = doc.get("resource_kwargs", {}).get("frame_per_point", 1)
+    if doc.get("spec") == "AD_HDF5" and frames == 1:
+        kwargs = {"dataset": AD_HDF5_DATASET, "swmr": False, "join_method": "stack"}
+        doc = {**doc, "resource_kwargs": kwargs}
+    return doc
+
+
+def _normalizing(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` of ``TiledWriter``/``RunNormalizer`` with our specs and patches added."""
+    patches = {"resource": _resource, **kwargs.pop("patches", {})}
+    mimetypes = {**SPEC_MIMETYPES, **kwargs.pop("spec_to_mimetype", {})}
+    return {"patches": patches, "spec_to_mimetype": mimetypes, **kwargs}
+
 
 def local_catalog(directory: str | os.PathLike, **kwargs: Any) -> Any:
     """A tiled SQLite catalog adapter in ``directory`` (created, or reopened), writable:
@@ -49,10 +71,10 @@ def local_client(directory: str | os.PathLike, **kwargs: Any) -> Any:
 
 
 def make_writer(client: Any, *, batch_size: int = BATCH_SIZE, **kwargs: Any) -> Any:
-    """bluesky's ``TiledWriter`` for ``client``."""
+    """bluesky's ``TiledWriter`` for ``client``, knowing the ``AD_HDF5`` image files."""
     from bluesky.callbacks.tiled_writer import TiledWriter
 
-    return TiledWriter(client, batch_size=batch_size, **kwargs)
+    return TiledWriter(client, batch_size=batch_size, **_normalizing(kwargs))
 
 
 def mirror(RE: Any, client: Any, *, batch_size: int = BATCH_SIZE, **kwargs: Any) -> int:
@@ -103,7 +125,7 @@ def _export_incomplete(run: Run, client: Any, batch_size: int) -> None:
     from bluesky.callbacks.tiled_writer import RunNormalizer, _RunWriter
 
     run_writer = _RunWriter(client.include_data_sources(), batch_size=batch_size)
-    normalizer = RunNormalizer()
+    normalizer = RunNormalizer(**_normalizing({}))
     normalizer.subscribe(run_writer)
     for name, doc in run.documents():
         normalizer(name, doc)

@@ -40,7 +40,7 @@ def _directory(store: Path | None) -> Path:
 
 def _api_key(directory: Path) -> tuple[str, str]:
     """The key, and where it came from."""
-    from runengine.callbacks.broker import TILED_DIR
+    from runengine.callbacks.store_catalog import TILED_DIR
 
     key = os.environ.get("TILED_SINGLE_USER_API_KEY")
     if key:
@@ -85,17 +85,19 @@ def _stop_server(server: subprocess.Popen) -> None:
 @click.option("--port", type=click.IntRange(1024, 65535), default=8000, show_default=True)
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
               help="Seconds between looks at the store.")  # fmt: skip
-def serve(store: Path | None, port: int, interval: float) -> None:
+@click.option("--readable", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A folder of files tiled may read, besides the store's images/.")  # fmt: skip
+def serve(store: Path | None, port: int, interval: float, readable: tuple[Path, ...]) -> None:
     """Serve the store's runs with tiled on 127.0.0.1, exporting each run as it is written."""
     from tiled.client import from_uri
 
-    from runengine.callbacks.broker import STORE_TARGET, TILED_DIR, serve_config
     from runengine.callbacks.follower import Follower
+    from runengine.callbacks.store_catalog import STORE_TARGET, TILED_DIR, serve_config
 
     directory = _directory(store)
     key, key_from = _api_key(directory)
     config = directory / TILED_DIR / "serve.yml"
-    config.write_text(serve_config(directory))
+    config.write_text(serve_config(directory, readable))
     env = {**os.environ, "TILED_SINGLE_USER_API_KEY": key}
     server = subprocess.Popen(
         [
@@ -139,8 +141,8 @@ def serve(store: Path | None, port: int, interval: float) -> None:
 @click.option("--tiled", "to_tiled", is_flag=True, help="Export new runs to .tiled/ too.")
 def index(store: Path | None, to_tiled: bool) -> None:
     """Bring the store's run index up to date (and its tiled catalog, with --tiled)."""
-    from runengine.callbacks.broker import STORE_TARGET, store_client
     from runengine.callbacks.follower import Follower
+    from runengine.callbacks.store_catalog import STORE_TARGET, store_client
 
     directory = _directory(store)
     client = store_client(directory) if to_tiled else None

@@ -140,9 +140,11 @@ class Session:
             return {"m1": m1, "m2": m2, "det": det}
         if not self.use_beamline:
             return {}
+        from runengine.callbacks.store import IMAGES_DIR
         from runengine.devices.beamline import Beamline
 
-        self.beamline = self._exit.enter_context(Beamline())
+        images = self.namespace["store"].directory / IMAGES_DIR  # the detectors write files
+        self.beamline = self._exit.enter_context(Beamline(image_dir=images))
         self.namespace["bl"] = self.beamline
         for spec in self.beamline.specs.values():  # the labels of runengine.devices.table
             for row in spec.devices:
@@ -153,6 +155,8 @@ class Session:
 
     def banner(self) -> str:
         """What is in the session and how to pause and resume."""
+        from runengine.callbacks.store import IMAGES_DIR
+
         devices = ", ".join(sorted(self.devices)) or "(none)"
         where = (
             "simulated beamline (caproto IOCs on 127.0.0.1)"
@@ -164,7 +168,8 @@ class Session:
                 "runengine session",
                 f"  devices ({where}): {devices}",
                 "  RE: the RunEngine; plans: scan, count, grid_scan, ... (bp, bps, bpp, rp)",
-                f"  store: every run is saved to {self.namespace['store'].directory}",
+                f"  store: every run is saved to {self.namespace['store'].directory}"
+                + (f" (images in {IMAGES_DIR}/)" if self.beamline is not None else ""),
                 "  catalog[-1]: the last run (catalog[-1].primary.read() for its data)",
                 "  magics: %mov m1 1   %movr m1 0.1   %ct   %wa",
                 "  Ctrl+C once: pause at the next checkpoint; twice: pause now.",

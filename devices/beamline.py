@@ -15,7 +15,9 @@ IOCs there are, how each is started and which devices it gives: :mod:`runengine.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from ophyd import Device
 
@@ -66,8 +68,10 @@ class Beamline:
     their devices, as the table says.
 
     PV prefixes are unique to this launch, so two beamlines (two test processes, say) never
-    talk to each other's IOCs. ``seed`` makes the simulated noise reproducible. ``specs``:
-    the table's rows of these IOCs.
+    talk to each other's IOCs. ``seed`` makes the simulated noise reproducible.
+    ``image_dir``: detectors that can write files (a ``write_path``) write them in its
+    ``<device name>/`` folder, and their events refer to them (default: images inline).
+    ``specs``: the table's rows of these IOCs.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Beamline:
         seed: int | None = None,
         start_timeout: float = 20.0,
         connect_timeout: float = 10.0,
+        image_dir: str | os.PathLike | None = None,
     ) -> None:
         specs = ioc_specs()
         names = list(specs if iocs is None else iocs)
@@ -91,6 +96,7 @@ class Beamline:
                     )
         self.specs = {name: spec for name, spec in specs.items() if name in names}
         self.seed = seed
+        self.image_dir = None if image_dir is None else Path(image_dir).expanduser().resolve()
         self.start_timeout = start_timeout
         self.connect_timeout = connect_timeout
         self.iocs: dict[str, IOCProcess] = {}
@@ -161,6 +167,10 @@ class Beamline:
         for name, spec in self.specs.items():  # in table order, whatever the order of iocs
             prefix = self.iocs[name].prefix
             made.update({device.name: device.make(prefix) for device in spec.devices})
+        if self.image_dir is not None:
+            for device in made.values():
+                if hasattr(device, "write_path"):
+                    device.write_path = self.image_dir / device.name
         self.devices.update(made)
         for name, ioc in self.iocs.items():
             self.health[name] = IOCHealth(ioc.prefix, name=f"{name}_ioc")

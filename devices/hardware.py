@@ -13,9 +13,11 @@ The EPICS client environment must be set before the first device is made (see
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from ophyd import Component as Cpt
@@ -23,6 +25,8 @@ from ophyd import Device, EpicsMotor, EpicsSignal, EpicsSignalRO, PVPositioner
 from ophyd.status import MoveStatus, StatusBase
 from ophyd.status import wait as status_wait
 from ophyd.utils.errors import LimitError
+
+from .image_files import HDF5Plugin
 
 __all__ = [
     "AreaDetector",
@@ -158,19 +162,51 @@ class ImageSignal(EpicsSignalRO):
         value = super().get(**kwargs)
         return np.asarray(value).reshape(self.image_shape())
 
+    def read(self) -> dict:
+        files = self.parent.hdf5
+        if not files.active:
+            return super().read()
+        return {self.name: {"value": files.reference(), "timestamp": time.time()}}
+
     def describe(self) -> dict:
         description = super().describe()
-        description[self.name]["shape"] = list(self.image_shape())
+        key = description[self.name]
+        key["shape"] = list(self.image_shape())
+        if self.parent.hdf5.active:
+            key.update(external="FILESTORE:", dtype_numpy="<i4")
         return description
 
 
 class AreaDetector(_Triggered):
-    """The area detector: a 2-D image per trigger and its total (hinted)."""
+    """The area detector: a 2-D image per trigger and its total (hinted).
+
+    ``write_path`` (a folder; None: images inline in the events): while staged, the IOC
+    writes the images to an HDF5 file there and the events hold references to them (see
+    :mod:`runengine.devices.image_files`).
+    """
 
     image = Cpt(ImageSignal, "ArrayData", kind="normal")
     total = Cpt(EpicsSignalRO, "Total_RBV", kind="hinted")
     size0 = Cpt(EpicsSignalRO, "ArraySize0_RBV", kind="config")
     size1 = Cpt(EpicsSignalRO, "ArraySize1_RBV", kind="config")
+    hdf5 = Cpt(HDF5Plugin, "HDF1:", kind="omitted")
+
+    def __init__(self, prefix: str = "", *, name: str, write_path=None, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        self.write_path = write_path
+
+    @property
+    def write_path(self) -> Path | None:
+        """Where the IOC writes the images while staged (None: in the events)."""
+        return self.hdf5.write_path
+
+    @write_path.setter
+    def write_path(self, folder: str | os.PathLike | None) -> None:
+        self.hdf5.write_path = None if folder is None else Path(folder).expanduser().resolve()
+
+    def collect_asset_docs(self):
+        """The resource and datums of the images written since the last call."""
+        yield from self.hdf5.collect_asset_docs()
 
 
 class TemperatureController(_OnOneIOC, PVPositioner):

@@ -15,6 +15,9 @@ PVs (``PFX`` is ``--prefix``), besides ``HEARTBEAT``/``UPTIME``/``FAULT:*`` of e
 ``PFX Intensity``         counts per second at the spot's peak; the image scales with AcquireTime
 ``PFX Background``        mean dark counts per pixel (Poisson noise around it)
 
+``PFX HDF1:...``          the HDF5 file writer (see :mod:`._hdf5`): each image appended to a
+                          file while ``HDF1:Capture`` is 1, before the acquire completes
+
 ``FAULT:FAIL_PUTS`` makes puts to ``Acquire`` raise.
 """
 
@@ -25,9 +28,10 @@ import asyncio
 
 import numpy as np
 from caproto import ChannelType
-from caproto.server import pvproperty
+from caproto.server import SubGroup, pvproperty
 
 from ._common import SimIOC, main
+from ._hdf5 import HDF5Writer
 
 MAX_PIXELS = 512 * 512
 
@@ -53,6 +57,7 @@ class AreaDetIOC(SimIOC):
     spot_width = pvproperty(value=4.0, name="SpotWidth", precision=2)
     intensity = pvproperty(value=1.0e5, name="Intensity", precision=1)
     background = pvproperty(value=2.0, name="Background", precision=2)
+    hdf = SubGroup(HDF5Writer, prefix="HDF1:")
 
     def __init__(self, *args, size=(64, 64), seed: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -60,6 +65,10 @@ class AreaDetIOC(SimIOC):
         if not 0 < self._shape[0] * self._shape[1] <= MAX_PIXELS:
             raise ValueError(f"--size {size}: at most {MAX_PIXELS} pixels")
         self._rng = np.random.default_rng(seed)
+
+    def image_shape(self) -> tuple[int, int]:
+        """(rows, columns) of every image."""
+        return self._shape
 
     def make_image(self) -> np.ndarray:
         """One exposure: a 2-D int32 array of counts."""
@@ -84,6 +93,7 @@ class AreaDetIOC(SimIOC):
         await instance.write(1, verify_value=False)  # Acquire reads 1 while exposing
         await asyncio.sleep(max(0.0, self.acquire_time.value))
         frame = self.make_image()
+        await self.hdf.image_ready(frame)
         await self.image.write(frame.ravel())
         await self.total.write(float(frame.sum()))
         await self.counter.write(self.counter.value + 1)

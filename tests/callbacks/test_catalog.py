@@ -14,6 +14,7 @@ from ophyd.sim import det, motor
 
 from runengine import RunEngine
 from runengine.callbacks.catalog import Catalog, CorruptRunError, match
+from runengine.callbacks.filling import FillError
 from runengine.callbacks.store import RunStore, pack_record
 from tests.callbacks.test_store import assert_same, every_document_type
 
@@ -131,11 +132,13 @@ def test_arrays_event_pages_and_other_streams(tmp_path):
         store(name, doc)
     run = Catalog(tmp_path)[-1]
     assert sorted(run) == ["cam_stream", "primary"]
-    ds = run.primary.read()
+    with pytest.raises(FillError, match=r"cannot read datum .* from /tmp/a\.npy"):  # no such file
+        run.primary.read()
+    ds = run.primary.read(fill=False)
     assert ds["x"].values.tolist() == [1.5, 2.5, 3.5]  # one event, then a page of two
     assert ds["img"].dims == ("time", "img_dim_0", "img_dim_1") and ds["img"].shape == (3, 3, 4)
     np.testing.assert_array_equal(ds["img"].values[2], np.arange(12).reshape(3, 4) + 2)
-    assert ds["ext"].values.tolist()[1:] == ["a/1", "a/2"]  # external: datum ids, not filled
+    assert ds["ext"].values.tolist()[1:] == ["a/1", "a/2"]  # external: datum ids
     assert run.cam_stream.read().sizes["time"] == 0
     table = run.primary.to_pandas()
     assert table.shape == (3, 4) and table["img"].iloc[0].shape == (3, 4)

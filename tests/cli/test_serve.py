@@ -10,23 +10,26 @@ import time
 import urllib.request
 import uuid
 
+import httpx
+import numpy as np
+import pytest
 from bluesky import plans as bp
 from ophyd.sim import det
 
 from runengine import RunEngine
-from runengine.callbacks.broker import broker
 from runengine.callbacks.catalog import Catalog
 from runengine.callbacks.follower import Follower
-from runengine.callbacks.store import RunStore, pack_record
+from runengine.callbacks.store import IMAGES_DIR, RunStore, pack_record
+from runengine.callbacks.store_catalog import broker
 
 from ..callbacks.tiled_kit import free_port, start, stop
 
 WAIT = 60.0
 
 
-def _serve(directory, port, key):
+def _serve(directory, port, key, *options):
     argv = [sys.executable, "-m", "runengine.cli.main", "serve", "--store", str(directory),
-            "--port", str(port), "--interval", "0.2"]  # fmt: skip
+            "--port", str(port), "--interval", "0.2", *options]  # fmt: skip
     return start(argv, port, env={"TILED_SINGLE_USER_API_KEY": key}, stdout=subprocess.PIPE)
 
 
@@ -120,6 +123,33 @@ def test_serve_exports_live_survives_a_restart_and_stops_by_signal(tmp_path):
     finally:
         assert stop(server, signal.SIGTERM) == 0
     assert _port_closed(port)
+
+
+@pytest.mark.integration
+def test_served_images_come_from_the_store_and_readable_folders_only(beamline, tmp_path):
+    key, port = secrets.token_hex(16), free_port()
+    store, elsewhere, hidden = tmp_path / "runs", tmp_path / "elsewhere", tmp_path / "hidden"
+    RE = RunEngine({}, context_managers=[])
+    RunStore(store).subscribe(RE)
+    uids = []
+    try:
+        for folder in (store / IMAGES_DIR, elsewhere, hidden):
+            beamline.cam.write_path = folder
+            uids += RE(bp.count([beamline.cam], 2))
+    finally:
+        beamline.cam.write_path = None
+    server = _serve(store, port, key, "--readable", str(elsewhere))
+    try:
+        db = broker(uri=f"http://127.0.0.1:{port}/api/v1", api_key=key)
+        _until(lambda: len(list(db())) == 3, "the three runs in tiled")
+        ours = Catalog(store)
+        for uid in uids[:2]:
+            images = db.v2[uid]["primary"].read()["cam_image"].values
+            np.testing.assert_array_equal(images, ours[uid].primary.read()["cam_image"])
+        with pytest.raises(httpx.HTTPStatusError, match=r"500 .*/cam_image"):
+            db.v2[uids[2]]["primary"].read()  # tiled refuses files outside its folders
+    finally:
+        assert stop(server) == 0
 
 
 def test_index_command_brings_the_index_up_to_date(tmp_path):

@@ -14,9 +14,9 @@ from ophyd import Signal
 from ophyd.sim import det, det1, motor
 
 from runengine import RunEngine
-from runengine.callbacks.broker import TILED_DIR, broker
 from runengine.callbacks.catalog import Catalog
 from runengine.callbacks.store import RunStore
+from runengine.callbacks.store_catalog import TILED_DIR, broker
 
 from .tiled_kit import assert_same_table
 
