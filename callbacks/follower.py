@@ -8,8 +8,9 @@ It reads the run files and nothing else: the engine never waits for it, and it m
 another process (``runengine serve`` does), stop, and start again. Each run goes into tiled
 once: what was exported is recorded in the index (``exports``), so a follower started again
 goes on where the last one stopped; a run it had half exported (its process died) is deleted
-from tiled and exported again whole. A run found complete is written in batches; one still
-being written is streamed (a row per event, as it grows), and finished when its stop arrives.
+from tiled and exported again whole. Rows are written in batches; a run still being written
+gets what it holds written at the end of each step (so tiled lags the file by one step), and
+is finished when its stop arrives.
 A run that cannot be exported (tiled refuses it) is recorded with the reason in ``failed``
 and not retried until its file changes; the others go on. While tiled cannot be reached, a
 step exports nothing and says so (``offline``); the next one tries again.
@@ -32,8 +33,8 @@ __all__ = ["Follower", "StepReport"]
 
 logger = logging.getLogger(__name__)
 
-#: Rows per write for a run exported whole; a growing run is streamed row by row.
-WHOLE_BATCH = 10_000
+#: Rows per write; a growing run also writes what it holds at the end of each step.
+BATCH = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exports (
@@ -103,16 +104,16 @@ class Follower:
         if self.client is None:
             return report
         rows = self.index.db.execute(
-            "SELECT r.file, r.uid, r.stop IS NOT NULL, r.size, e.done, e.failed, e.size"
+            "SELECT r.file, r.uid, r.size, e.done, e.failed, e.size"
             " FROM runs r LEFT JOIN exports e ON e.target = ? AND e.file = r.file"
             " WHERE e.done IS NOT 1 ORDER BY r.time, r.file",
             (self.target,),
         ).fetchall()
-        for file, uid, stopped, size, done, failed, failed_size in rows:
+        for file, uid, size, done, failed, failed_size in rows:
             if failed is not None and failed_size == size:
                 continue  # refused before, and the file has not changed since
             try:
-                self._export(file, uid, bool(stopped), begun=done is not None, report=report)
+                self._export(file, uid, begun=done is not None, report=report)
             except _offline_errors() as err:
                 self._live.pop(file, None)  # its writer may have lost rows: begin it again
                 report.offline = f"{type(err).__name__}: {err}"
@@ -126,7 +127,7 @@ class Follower:
                 report.failed[uid] = reason
         return report
 
-    def _export(self, file: str, uid: str, stopped: bool, *, begun: bool, report: StepReport):
+    def _export(self, file: str, uid: str, *, begun: bool, report: StepReport) -> None:
         live = self._live.get(file)
         if live is None:
             if begun or uid in self.client:
@@ -134,7 +135,7 @@ class Follower:
                     self._record(file, uid, done=1)
                     return
                 self.client.delete_contents(uid, recursive=True, external_only=False)
-            live = self._live[file] = _Live(uid, self._writer(whole=stopped))
+            live = self._live[file] = _Live(uid, self._writer())
             self._record(file, uid, done=0)
         reader = RecordReader(self.directory / file, offset=live.offset)
         for name, doc in reader:
@@ -146,6 +147,7 @@ class Follower:
                 self._record(file, uid, done=1)
                 report.exported.append(uid)
                 return
+        live.writer.flush()  # the run grows: tiled shows what the file holds now
         live.offset = reader.end
 
     def _whole_in_tiled(self, uid: str) -> bool:
@@ -155,10 +157,10 @@ class Follower:
         except KeyError:
             return False
 
-    def _writer(self, *, whole: bool) -> Any:
-        from .tiled_mirror import make_writer
+    def _writer(self) -> Any:
+        from .tiled_mirror import RunExport
 
-        return make_writer(self.client, batch_size=WHOLE_BATCH if whole else 1)
+        return RunExport(self.client, batch_size=BATCH)
 
     def _record(self, file: str, uid: str, *, done: int, failed: str | None = None,
                 size: int | None = None) -> None:  # fmt: skip

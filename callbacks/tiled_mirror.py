@@ -20,7 +20,14 @@ from typing import Any
 from .catalog import Catalog
 from .catalog_run import Run
 
-__all__ = ["export_to_tiled", "local_catalog", "local_client", "make_writer", "mirror"]
+__all__ = [
+    "RunExport",
+    "export_to_tiled",
+    "local_catalog",
+    "local_client",
+    "make_writer",
+    "mirror",
+]
 
 BATCH_SIZE = 100  # rows buffered by the mirror: few enough to lose little if it dies
 
@@ -82,6 +89,38 @@ def mirror(RE: Any, client: Any, *, batch_size: int = BATCH_SIZE, **kwargs: Any)
     return RE.subscribe(make_writer(client, batch_size=batch_size, **kwargs))
 
 
+class RunExport:
+    """One run going into tiled, document by document: rows are written ``batch_size`` at a
+    time, and :meth:`flush` writes what is held (a growing run's rows, at the end of each
+    follower step), so tiled shows every row stored so far without a write per event.
+
+    bluesky's ``RunNormalizer`` and per-run writer do the work; ``flush`` writes their
+    buffers as their stop would.
+    """
+
+    def __init__(self, client: Any, *, batch_size: int = 10_000) -> None:
+        from bluesky.callbacks.tiled_writer import RunNormalizer, _RunWriter
+
+        self._writer = _RunWriter(client.include_data_sources(), batch_size=batch_size)
+        self._normalizer = RunNormalizer(**_normalizing({}))
+        self._normalizer.subscribe(self._writer)
+
+    def __call__(self, name: str, doc: dict) -> None:
+        self._normalizer(name, doc)
+
+    def flush(self) -> None:
+        """Write the rows and stream datums held back for a batch."""
+        writer = self._writer
+        if writer.root_node is None:
+            return
+        for stream, rows in writer._internal_data_cache.items():
+            if rows:
+                writer._write_internal_data(rows, desc_node=writer._desc_nodes[stream])
+                rows.clear()
+        for resource in list(writer._external_data_cache):
+            writer._write_external_data(writer._external_data_cache.pop(resource))
+
+
 def _runs(source: Catalog | Run | Iterable[Run]) -> Iterable[Run]:
     if isinstance(source, Run):
         return [source]
@@ -109,27 +148,9 @@ def export_to_tiled(
             continue
         if not include_incomplete and not run.complete:
             continue
-        if run.complete:
-            writer = make_writer(client, batch_size=batch_size)
-            for name, doc in run.documents():
-                writer(name, doc)
-        else:
-            _export_incomplete(run, client, batch_size)
+        export = RunExport(client, batch_size=batch_size)
+        for name, doc in run.documents():
+            export(name, doc)
+        export.flush()  # a run without a stop: what it holds (with one, the stop wrote it)
         written.append(run.uid)
     return written
-
-
-def _export_incomplete(run: Run, client: Any, batch_size: int) -> None:
-    """Export a run without a stop: TiledWriter writes buffered rows only at stop, so drive
-    its per-run writer (bluesky's ``_RunWriter``) directly and write what it buffered."""
-    from bluesky.callbacks.tiled_writer import RunNormalizer, _RunWriter
-
-    run_writer = _RunWriter(client.include_data_sources(), batch_size=batch_size)
-    normalizer = RunNormalizer(**_normalizing({}))
-    normalizer.subscribe(run_writer)
-    for name, doc in run.documents():
-        normalizer(name, doc)
-    for desc_name, rows in run_writer._internal_data_cache.items():
-        if rows:
-            run_writer._write_internal_data(rows, desc_node=run_writer._desc_nodes[desc_name])
-            rows.clear()

@@ -68,7 +68,17 @@ def test_runs_go_into_tiled_once_and_read_back_the_same(RE, tmp_path, local_clie
         assert_same_table(catalog[uid].primary.read(), theirs["primary"].read())
 
 
-def test_a_growing_run_is_streamed_and_finished_when_its_stop_arrives(tmp_path, local_client):
+def test_a_growing_run_is_streamed_and_finished_when_its_stop_arrives(
+    tmp_path, local_client, monkeypatch
+):
+    from tiled.client.dataframe import DataFrameClient
+
+    appends = []  # the table writes: one per step of a growing run, not one per event
+    append = DataFrameClient.append_partition
+    monkeypatch.setattr(
+        DataFrameClient, "append_partition",
+        lambda self, *a, **k: appends.append(len(a[0])) or append(self, *a, **k),
+    )  # fmt: skip
     records = _run_records(10)
     uid, path = records[0][1]["uid"], tmp_path / f"{records[0][1]['uid']}.msgpack"
     _write(path, records[:6])  # start, descriptor, four events
@@ -76,8 +86,10 @@ def test_a_growing_run_is_streamed_and_finished_when_its_stop_arrives(tmp_path, 
     report = follower.step()
     assert report.exported == [] and report.documents == 6
     assert len(local_client[uid]["primary"].read()["det"]) == 4  # live: the rows so far
+    assert appends == [4]
     _write(path, records[6:9])
-    assert follower.step().documents == 3
+    assert follower.step().documents == 3 and appends == [4, 3]
+    assert follower.step().documents == 0 and appends == [4, 3]  # nothing new: no write
     _write(path, records[9:])
     assert follower.step().exported == [uid]
     rows = local_client[uid]["primary"].read()["det"].values.tolist()
