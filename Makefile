@@ -18,12 +18,13 @@ $(STAMP): $(PY) setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(PY) -m runengine.cli.demo
 
-# Debian packages the tests use: redis-server (the Redis tests start their own on loopback).
+# Debian packages the tests use: redis-server and postgresql (the tests start their own servers
+# on loopback and stop them).
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@command -v redis-server >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	    SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server postgresql; }
 
 test: $(STAMP) system-deps
 	$(PY) -m ruff check .

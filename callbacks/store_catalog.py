@@ -27,7 +27,15 @@ from typing import Any
 from .follower import Follower
 from .store import IMAGES_DIR, default_directory
 
-__all__ = ["IMAGES_DIR", "TILED_DIR", "broker", "catalog_args", "serve_config", "store_client"]
+__all__ = [
+    "IMAGES_DIR",
+    "TILED_DIR",
+    "broker",
+    "catalog_args",
+    "catalog_target",
+    "serve_config",
+    "store_client",
+]
 
 #: The tiled catalog's folder in the store directory.
 TILED_DIR = ".tiled"
@@ -45,21 +53,48 @@ Readable = Iterable[str | os.PathLike]
 
 
 def catalog_args(
-    directory: str | os.PathLike | None = None, readable: Readable = ()
+    directory: str | os.PathLike | None = None,
+    readable: Readable = (),
+    catalog: str | None = None,
 ) -> dict[str, Any]:
     """The arguments of ``tiled.catalog.from_uri`` for the store's tiled catalog; tiled reads
-    external files in the store's ``images/`` and in the ``readable`` folders."""
+    external files in the store's ``images/`` and in the ``readable`` folders.
+
+    ``catalog``: a ``postgresql://user@host/db`` URI puts the catalog and its tables in that
+    PostgreSQL database (one several hosts can serve), instead of SQLite and DuckDB files in
+    ``.tiled/``."""
     store = _store(directory)
     where = store / TILED_DIR
     (where / "data").mkdir(parents=True, exist_ok=True)
+    if catalog is None:
+        uri, tables = f"sqlite:///{where / 'catalog.db'}", f"duckdb:///{where / 'storage.duckdb'}"
+    else:
+        scheme, _, rest = catalog.partition("://")
+        if scheme not in ("postgresql", "postgresql+asyncpg") or not rest:
+            raise ValueError(
+                f"catalog {catalog!r}: give a postgresql://user@host:port/database URI "
+                f"(without one, the catalog is SQLite in {where})"
+            )
+        uri, tables = f"postgresql+asyncpg://{rest}", f"postgresql://{rest}"
     folders = [store / IMAGES_DIR, *(Path(f).expanduser().resolve() for f in readable)]
     return {
-        "uri": f"sqlite:///{where / 'catalog.db'}",
-        "writable_storage": [str(where / "data"), f"duckdb:///{where / 'storage.duckdb'}"],
+        "uri": uri,
+        "writable_storage": [str(where / "data"), tables],
         "readable_storage": [str(f) for f in dict.fromkeys(folders)],
         "init_if_not_exists": True,
         "specs": ROOT_SPECS,
     }
+
+
+def catalog_target(catalog: str | None) -> str:
+    """The follower's export target for ``catalog`` (None: the store's own): its URI
+    without a password, so that each catalog gets every run once."""
+    if catalog is None:
+        return STORE_TARGET
+    scheme, _, rest = catalog.partition("://")
+    where, _, host = rest.rpartition("@")
+    user = where.split(":", 1)[0]
+    return f"{scheme.split('+')[0]}://{user + '@' if where else ''}{host}"
 
 
 def store_client(directory: str | os.PathLike | None = None, readable: Readable = ()) -> Any:
@@ -102,8 +137,13 @@ def broker(
     return Broker(client)
 
 
-def serve_config(directory: str | os.PathLike | None = None, readable: Readable = ()) -> str:
-    """A ``tiled serve config`` file's text (JSON is YAML) serving the store's catalog; the
-    API key is given to the server in ``$TILED_SINGLE_USER_API_KEY``, not written here."""
-    tree = {"path": "/", "tree": "catalog", "args": catalog_args(directory, readable)}
+def serve_config(
+    directory: str | os.PathLike | None = None,
+    readable: Readable = (),
+    catalog: str | None = None,
+) -> str:
+    """A ``tiled serve config`` file's text (JSON is YAML) serving the store's catalog (see
+    :func:`catalog_args`); the API key is given to the server in
+    ``$TILED_SINGLE_USER_API_KEY``, not written here."""
+    tree = {"path": "/", "tree": "catalog", "args": catalog_args(directory, readable, catalog)}
     return json.dumps({"trees": [tree]}, indent=2)

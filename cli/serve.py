@@ -1,6 +1,7 @@
 """``runengine serve`` and ``runengine index``: the store's runs for other processes.
 
     runengine serve [--store DIR] [--port 8000]     tiled on 127.0.0.1, fed live from the store
+                    [--catalog postgresql://...]    ... its catalog in PostgreSQL
     runengine index [--store DIR]                   bring the run index (and tiled) up to date
 
 ``serve`` starts ``tiled serve config`` over the store's tiled catalog (``.tiled/`` in the
@@ -87,17 +88,29 @@ def _stop_server(server: subprocess.Popen) -> None:
               help="Seconds between looks at the store.")  # fmt: skip
 @click.option("--readable", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder of files tiled may read, besides the store's images/.")  # fmt: skip
-def serve(store: Path | None, port: int, interval: float, readable: tuple[Path, ...]) -> None:
+@click.option("--catalog", metavar="URI",
+              help="postgresql://user@host:port/db: the catalog in PostgreSQL.")  # fmt: skip
+def serve(
+    store: Path | None,
+    port: int,
+    interval: float,
+    readable: tuple[Path, ...],
+    catalog: str | None,
+) -> None:
     """Serve the store's runs with tiled on 127.0.0.1, exporting each run as it is written."""
     from tiled.client import from_uri
 
     from runengine.callbacks.follower import Follower
-    from runengine.callbacks.store_catalog import STORE_TARGET, TILED_DIR, serve_config
+    from runengine.callbacks.store_catalog import TILED_DIR, catalog_target, serve_config
 
     directory = _directory(store)
+    try:
+        text = serve_config(directory, readable, catalog)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     key, key_from = _api_key(directory)
     config = directory / TILED_DIR / "serve.yml"
-    config.write_text(serve_config(directory, readable))
+    config.write_text(text)
     env = {**os.environ, "TILED_SINGLE_USER_API_KEY": key}
     server = subprocess.Popen(
         [
@@ -123,7 +136,8 @@ def serve(store: Path | None, port: int, interval: float, readable: tuple[Path, 
         _wait_healthy(server, port)
         url = f"http://127.0.0.1:{port}/api/v1"
         click.echo(f"tiled serving {directory} at {url} (api key: {key_from}); Ctrl+C stops")
-        follower = Follower(directory, from_uri(url, api_key=key), target=STORE_TARGET)
+        client = from_uri(url, api_key=key)
+        follower = Follower(directory, client, target=catalog_target(catalog))
         try:
             follower.follow(stop, interval)
         except KeyboardInterrupt:
