@@ -9,6 +9,11 @@ a copy for remote readers. Each stream entry is one msgpack record ``[seq, run_u
 
 The consumer reads with a consumer group (``XREADGROUP``), first its own entries delivered
 but never acknowledged (a crash), then new ones; it acknowledges (``XACK``) after writing.
+It trusts nothing it reads: an entry that is not such a record, names a run uid that cannot
+name a file (``../evil``), or that the store refuses, is set aside on ``<stream>:rejected``
+with the reason (``rejected`` counts them), acknowledged, and the consumer goes on: one bad
+entry never wedges it. It appends only to run files it can lock: a file another store is
+writing, or whose start is another run's, is never truncated or written.
 Writes are idempotent, keyed by each document's uid (``datum_id`` for datums, the first uid
 for pages): a run file met again is re-read to learn which documents it already holds, so a
 consumer killed and restarted anywhere ends with every document exactly once.
@@ -21,6 +26,7 @@ engine at the next document, which ends the run clearly.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -33,18 +39,60 @@ import msgpack
 from runengine.scaleout.connection import BackendUnavailable, check_policy, connect, redis_errors
 
 from .records import RecordReader, _decode
-from .store import RunStore, _RunFile, make_packer
+from .store import RunStore, StoreError, _RunFile, make_packer, safe_uid
 
-__all__ = ["DocumentConsumer", "DocumentPublisher", "ResumableRunStore", "document_key"]
+__all__ = [
+    "BadEntry",
+    "DocumentConsumer",
+    "DocumentPublisher",
+    "ResumableRunStore",
+    "document_key",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STREAM = "runengine:documents"
+REJECTED_MAXLEN = 10_000  # entries kept on <stream>:rejected
+_NAMES = frozenset(
+    ("start", "descriptor", "event", "event_page", "resource", "datum", "datum_page",
+     "stream_resource", "stream_datum", "stop")
+)  # fmt: skip
 _PARENT = {  # document name -> the key of the document it belongs to
     "descriptor": "run_start", "resource": "run_start", "stream_resource": "run_start",
     "stop": "run_start", "event": "descriptor", "event_page": "descriptor",
     "datum": "resource", "datum_page": "resource", "stream_datum": "stream_resource",
 }  # fmt: skip
+
+
+class BadEntry(StoreError):
+    """A stream entry the consumer cannot take; the message says why (it is set aside)."""
+
+
+def decode_entry(data: bytes) -> tuple[str, str, dict]:
+    """``(run uid, document name, document)`` of one entry's record, or :class:`BadEntry`."""
+    try:
+        record = msgpack.unpackb(data, object_hook=_decode, raw=False)
+    except Exception as err:  # whatever the bytes were, they are not our record
+        raise BadEntry(f"not a msgpack record: {type(err).__name__}: {err}") from None
+    if not isinstance(record, list) or len(record) != 4:
+        raise BadEntry(f"not a [seq, run uid, name, document] record: {_short(record)}")
+    _, run, name, doc = record
+    if name not in _NAMES or not isinstance(doc, dict):
+        raise BadEntry(f"not a document: name {_short(name)}, document {_short(doc)}")
+    try:
+        safe_uid(run)
+    except StoreError as err:
+        raise BadEntry(str(err)) from None
+    if name == "start" and doc.get("uid") != run:
+        raise BadEntry(f"a start whose uid {_short(doc.get('uid'))} is not its run's {run!r}")
+    if _PARENT.get(name) == "run_start" and doc.get("run_start") not in (None, run):
+        raise BadEntry(f"a {name} of run {_short(doc.get('run_start'))} sent as run {run!r}")
+    return run, name, doc
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def document_key(name: str, doc: dict) -> str:
@@ -204,16 +252,36 @@ class ResumableRunStore(RunStore):
         return True
 
     def _adopt(self, run: str) -> bool:
-        """(under _lock) Re-open the run's file if it exists: learn what it holds."""
+        """(under _lock) Re-open the run's file if it exists: learn what it holds.
+
+        Only a file this store may own: one no other store holds locked (it is being
+        written), whose first record is this run's start. Anything else is left as it is
+        and the entry refused (:class:`BadEntry`)."""
         path = self.path_for(run)
-        if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return False
-        reader = RecordReader(path, strict=False)
-        records = list(reader)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BadEntry(f"{path} is being written by another store: not touched") from None
+            reader = RecordReader(path, strict=False)
+            records = list(reader)
+            first = records[0] if records else None
+            if first is None or first[0] != "start" or first[1].get("uid") != run:
+                if reader.end == 0 and os.fstat(fd).st_size == 0:
+                    records = []  # empty: created, then its writer died; ours to fill
+                else:
+                    raise BadEntry(f"{path} is not run {run!r}'s file: not touched")
+        except BaseException:
+            os.close(fd)
+            raise
         if any(name == "stop" for name, _ in records):
+            os.close(fd)
             self._closed.add(run)
             return True
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         os.ftruncate(fd, reader.end)  # a record torn by a crash goes; it comes again
         os.lseek(fd, reader.end, os.SEEK_SET)
         handle = self._runs[run] = _RunFile(path, fd, run)
@@ -250,6 +318,8 @@ class DocumentConsumer:
         self.batch, self.block = batch, block
         self.redis = connect(url, socket_timeout + block)
         self.written = 0
+        self.rejected = 0
+        self.rejected_stream = f"{stream}:rejected"
         self._pending = True  # first our own unacknowledged entries
         with contextlib.suppress(Exception):  # BUSYGROUP: it exists
             self.redis.xgroup_create(stream, group, id="0", mkstream=True)
@@ -280,11 +350,26 @@ class DocumentConsumer:
             data = (fields or {}).get(b"d")
             if data is None:
                 continue  # trimmed away before it was read
-            _, run, name, doc = msgpack.unpackb(data, object_hook=_decode, raw=False)
-            self.written += self.store.accept(run, name, doc)
+            try:
+                run, name, doc = decode_entry(data)
+                self.written += self.store.accept(run, name, doc)
+            except BadEntry as err:
+                self._reject(entry_id, data, err)
         if ids:
             self.redis.xack(self.stream, self.group, *ids)
         return len(ids)
+
+    def _reject(self, entry_id: bytes, data: bytes, err: BadEntry) -> None:
+        """Set the entry aside on ``<stream>:rejected`` (best effort) with why."""
+        self.rejected += 1
+        logger.warning("stream entry %s set aside: %s", entry_id.decode(errors="replace"), err)
+        with contextlib.suppress(*redis_errors()):
+            self.redis.xadd(
+                self.rejected_stream,
+                {"id": entry_id, "reason": str(err)[:2000], "d": data},
+                maxlen=REJECTED_MAXLEN,
+                approximate=True,
+            )
 
     def run(self, stop: threading.Event | None = None, idle_exit: float | None = None) -> None:
         """Poll until ``stop`` is set, or until nothing came for ``idle_exit`` seconds."""

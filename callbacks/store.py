@@ -13,6 +13,7 @@ documents or ``fsync_interval`` seconds survives a machine crash too.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import threading
@@ -303,6 +304,7 @@ class RunStore:
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
             run.fd = os.open(path, flags, 0o666)  # rw for whom the umask allows, never x
+            fcntl.flock(run.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while open: see _adopt
         except OSError as err:
             self._failed("start", doc, run, err, "could not be stored: cannot create the file")
             return None

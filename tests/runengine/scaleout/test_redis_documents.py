@@ -103,3 +103,58 @@ def test_redis_dying_fails_the_run_clearly_or_goes_on_locally(own_redis, tmp_pat
     else:
         assert not failed and publisher.dropped > 0
     assert len(list(tmp_path.glob("*.msgpack"))) == 4  # the local store has every run
+
+
+def test_hostile_entries_are_set_aside_and_never_wedge_the_consumer(redis_url, prefix, tmp_path):
+    import bluesky.plans as bp
+    import msgpack
+    import redis
+    from ophyd.sim import det
+
+    from runengine import RunEngine
+    from runengine.callbacks.records import RecordReader
+    from runengine.callbacks.redis_stream import DocumentConsumer, DocumentPublisher
+    from runengine.callbacks.store import RunStore
+
+    stream, store = f"{prefix}:docs", tmp_path / "store"
+    client = redis.Redis.from_url(redis_url)
+    local = RunStore(store)  # a run another store is writing, in the consumer's folder
+    local("start", {"uid": "busy", "time": 1.0})
+    foreign = store / "other.msgpack"
+    foreign.write_bytes(b"somebody else's file")
+
+    def record(*items):
+        return msgpack.packb(list(items), use_bin_type=True)
+
+    hostile = [
+        b"\xc1 not msgpack",
+        record(1, "run", "start"),  # three items
+        record(2, "../evil", "start", {"uid": "../evil", "time": 1.0}),
+        record(3, "/etc/evil", "start", {"uid": "/etc/evil", "time": 1.0}),
+        record(4, "a", "start", {"uid": "b", "time": 1.0}),
+        record(5, "a", "bogus", {}),
+        record(6, "busy", "stop", {"uid": "s", "run_start": "busy", "time": 2.0}),
+        record(7, "other", "descriptor", {"uid": "d", "run_start": "other", "time": 2.0}),
+    ]
+    for data in hostile:
+        client.xadd(stream, {"d": data})
+    RE = RunEngine({}, context_managers=[])
+    publisher = DocumentPublisher(redis_url, stream)
+    RE.subscribe(publisher)
+    uid = RE(bp.count([det], 3))[0]
+    assert publisher.flush()
+
+    consumer = DocumentConsumer(redis_url, store, stream, consumer="c1")
+    consumer.run(idle_exit=1.0)
+    assert consumer.rejected == len(hostile)
+    reasons = [fields[b"reason"].decode() for _, fields in client.xrange(f"{stream}:rejected")]
+    assert len(reasons) == len(hostile) and any("'../evil'" in r for r in reasons)
+    assert any("being written by another store" in r for r in reasons)
+    assert any("not run 'other'" in r for r in reasons)
+    assert [name for name, _ in RecordReader(store / f"{uid}.msgpack")][-1] == "stop"
+    assert foreign.read_bytes() == b"somebody else's file"  # never truncated
+    assert not (tmp_path / "evil.msgpack").exists() and not list(tmp_path.glob("*.msgpack"))
+    local("stop", {"uid": "s0", "run_start": "busy", "time": 3.0, "exit_status": "success"})
+    assert [name for name, _ in RecordReader(store / "busy.msgpack")] == ["start", "stop"]
+    again = DocumentConsumer(redis_url, store, stream, consumer="c1")  # acknowledged: gone
+    assert again.poll() == 0 and again.rejected == 0
