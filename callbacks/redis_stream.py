@@ -381,6 +381,11 @@ class DocumentConsumer:
             elif idle_exit is not None and time.monotonic() - quiet_since > idle_exit:
                 return
 
+    def close(self) -> None:
+        """Close the run files it has open (their locks go with them); what it has not
+        acknowledged is delivered again to the next consumer of its name."""
+        self.store.close()
+
     def lag(self) -> int | None:
         """Entries of the stream not yet delivered to the group (Redis >= 7), else None."""
         for info in self.redis.xinfo_groups(self.stream):

@@ -132,7 +132,7 @@ def serve(
     )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    try:  # Ctrl+C at any moment (even before the follower is up) stops both, cleanly
         _wait_healthy(server, port)
         url = f"http://127.0.0.1:{port}/api/v1"
         click.echo(f"tiled serving {directory} at {url} (api key: {key_from}); Ctrl+C stops")
@@ -140,10 +140,10 @@ def serve(
         follower = Follower(directory, client, target=catalog_target(catalog))
         try:
             follower.follow(stop, interval)
-        except KeyboardInterrupt:
-            pass
         finally:
             follower.close()
+    except KeyboardInterrupt:
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         _stop_server(server)

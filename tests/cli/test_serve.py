@@ -152,6 +152,14 @@ def test_served_images_come_from_the_store_and_readable_folders_only(beamline, t
         assert stop(server) == 0
 
 
+def test_ctrl_c_the_moment_tiled_answers_still_stops_cleanly(tmp_path):
+    for _ in range(2):  # the follower may not even exist yet when the press lands
+        port = free_port()
+        server = _serve(tmp_path, port, secrets.token_hex(16))
+        assert stop(server) == 0
+        assert b"tiled stopped" in server.stdout.read() and _port_closed(port)
+
+
 def test_index_command_brings_the_index_up_to_date(tmp_path):
     RE = RunEngine({}, context_managers=[])
     RunStore(tmp_path).subscribe(RE)
