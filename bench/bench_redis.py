@@ -24,8 +24,10 @@ def start_redis(directory: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    # appendfsync always: what RedisLock requires (a restart keeps the holder and fences)
     args = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", directory]  # fmt: skip
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            "--dir", directory]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     for _ in range(200):
         try:

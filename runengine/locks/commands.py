@@ -11,6 +11,13 @@ the pause, not replayed over it. A ``yield_lock`` is carried out again (it only 
 in). Locks
 made with ``release_on_pause=True`` are let go when the plan pauses or suspends, and a
 ``_reacquire_locks`` message at the head of the replay takes them back before anything else.
+
+A lock lost while the plan holds it (a :class:`~runengine.scaleout.lock.RedisLock` whose lease
+ran out) suspends the plan at once: the loss is told to the engine as a suspension, the lost
+token is taken back by the replay's ``_reacquire_locks`` (waiting its turn in the lock's
+queue), and only then does the plan go on. A plan that cannot be rewound, or a lock that
+cannot be taken back, fails with ``LockLost``: the plan never ends ``success`` on measurements
+made without its lock.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class PlanLocks(CallHooks):
         self.plan_name = getattr(plan, "__name__", None) or type(plan).__name__
         self.owner = f"RE:{self.plan_name}"
         self.tokens: dict[HardwareLock, LockToken] = {}
+        self._watched: set[HardwareLock] = set()
 
     def mine(self, token: Any, what: str) -> LockToken:
         if not isinstance(token, LockToken) or self.tokens.get(token.lock) is not token:
@@ -51,10 +59,13 @@ class PlanLocks(CallHooks):
 
     # ---- the call's hooks --------------------------------------------------------------------
     def paused(self, call: CallContext) -> None:
-        """The plan pauses or suspends: let go of release_on_pause locks; prepare the replay."""
+        """The plan pauses or suspends: let go of release_on_pause locks; prepare the replay
+        (lost locks, too, are taken back at its head)."""
         for token in self.tokens.values():
             if token.state == HELD and token.lock.release_on_pause:
                 token.lock._let_go(token, DROPPED)
+            elif token.state == LOST:
+                token.state = DROPPED
         msgs = self.ex.cache.msgs
         if msgs is None:
             return  # no checkpoint: this pause aborts the plan
@@ -63,6 +74,9 @@ class PlanLocks(CallHooks):
 
     def ended(self, call: CallContext) -> None:
         """The call ends: every lock goes, whatever its count."""
+        for lock in self._watched:
+            lock.unsubscribe(self._holder_changed)
+        self._watched.clear()
         for token in self.tokens.values():
             token.count = 0
             token.lock._let_go(token, RELEASED)
@@ -72,7 +86,21 @@ class PlanLocks(CallHooks):
     def granted(self, msg: Msg, token: LockToken) -> LockToken:
         self.tokens[token.lock] = token
         token.count = max(token.count, 1)
+        if token.lock not in self._watched:
+            self._watched.add(token.lock)
+            token.lock.subscribe(self._holder_changed)
         return token
+
+    def _holder_changed(self, _holder: Any) -> None:
+        """(any thread) A lock of the plan changed hands: if one of its tokens was lost,
+        suspend the plan now (the engine's inbox carries it to the loop thread)."""
+        lost = [t.lock for t in list(self.tokens.values()) if t.state == LOST]
+        if lost:
+            names = ", ".join(repr(lock.name) for lock in lost)
+            self.ex.engine.request_suspend(
+                lambda: _until_free(lost),
+                justification=f"Lock {names} lost: suspended until it is free to take back",
+            )
 
     async def wait(self, msg: Msg, token: LockToken, waiter: Any, wait: float | None) -> Any:
         """Wait for ``waiter``'s grant; what each kind of message does if that fails."""
@@ -99,6 +127,19 @@ class PlanLocks(CallHooks):
         if kind == "acquire_lock":
             return self.granted(msg, token)
         return token
+
+
+FREE_POLL = 0.2  # seconds between looks at a lost lock while the plan is suspended
+
+
+async def _until_free(locks: list[HardwareLock]) -> None:
+    """The suspension's wait: until each lock's backend answers and nobody holds it (the
+    replay's ``_reacquire_locks`` then takes it, in its turn)."""
+    loop = asyncio.get_running_loop()
+    for lock in locks:
+        free = getattr(lock, "free", None)
+        while free is not None and not await loop.run_in_executor(None, free):
+            await asyncio.sleep(FREE_POLL)
 
 
 def plan_locks(call: CallContext) -> PlanLocks:

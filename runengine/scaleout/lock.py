@@ -15,6 +15,21 @@ False, a plan's next lock message raises ``LockLost``, and a device guarded by
 :class:`FenceGuard` (:mod:`runengine.scaleout.fence`) refuses its stale fence even if it goes
 on.
 
+Two holders are never admitted, given a Redis that keeps what it acknowledged: the lock
+refuses (:class:`UnsafeLockBackend`, at its first acquire) a server without
+``appendonly yes`` and ``appendfsync always``, since one that restarts without its data
+forgets the holder and resets the fence counter, and a second process would be granted the
+lock while the first still trusts its lease (``require_persistence=False`` accepts that, for
+tests and throw-away setups). The holder's lease is checked locally at the moment it runs out,
+not only at the next renewal.
+
+A plan that loses its lock (the lease ran out: Redis unreachable or the key gone) is
+suspended at once, not left to go on: on resuming, the lock is taken back (waiting in its
+queue, within the plan's acquire timeout) before any replayed message, so every point after
+the last checkpoint is taken again under a valid holding; if it cannot be taken back, the
+plan fails with ``LockLost``. Suspending rather than failing keeps a long scan alive through a
+brief Redis outage, while nothing is measured without the lock.
+
 ``on_failure``: ``"fail"`` raises :class:`LockBackendUnavailable` (a LockError and a
 BackendUnavailable) when Redis does not answer; ``"fallback"`` continues as an in-process lock
 (exclusion within this process only, logged loudly); waits in progress at that moment fail
@@ -34,16 +49,32 @@ from typing import Any
 from ..locks.lock import HardwareLock, _Waiter
 from ..locks.token import HELD, LOST, YIELDING, LockError, LockHolder, LockLost, LockToken
 from . import lock_scripts as lua
-from .connection import BackendUnavailable, check_policy, connect, describe, redis_errors
+from .connection import (
+    BackendUnavailable,
+    ScaleoutError,
+    check_policy,
+    connect,
+    describe,
+    redis_errors,
+)
 from .fence import FenceGuard, StaleFence
 
-__all__ = ["FenceGuard", "LockBackendUnavailable", "RedisLock", "StaleFence"]
+__all__ = ["FenceGuard", "LockBackendUnavailable", "RedisLock", "StaleFence", "UnsafeLockBackend"]
 
 logger = logging.getLogger(__name__)
 
 
 class LockBackendUnavailable(LockError, BackendUnavailable):
     """The lock's backend (Redis) does not answer."""
+
+
+class UnsafeLockBackend(LockError, ScaleoutError):
+    """The Redis server may lose an acknowledged write (no ``appendfsync always``): after a
+    restart two holders could overlap, so the lock refuses it; the message says what to set."""
+
+
+#: The Redis settings under which a restart keeps the holder and the fence counter.
+PERSISTENCE = {"appendonly": "yes", "appendfsync": "always"}
 
 
 class _RedisWaiter(_Waiter):
@@ -70,6 +101,7 @@ class RedisLock(HardwareLock):
         on_failure: str = "fail",
         socket_timeout: float = 1.0,
         poll: float = 0.2,
+        require_persistence: bool = True,
     ) -> None:
         self._local: LockToken | None = None
         super().__init__(name, default_timeout, release_on_pause)
@@ -92,6 +124,7 @@ class RedisLock(HardwareLock):
         self._lease_until = 0.0  # monotonic: the local holding is trusted until then
         self._renewer: threading.Thread | None = None
         self.fallen_back: str | None = None
+        self._persistence_checked = not require_persistence
 
     def __repr__(self) -> str:
         return f"RedisLock({self.name!r}, {describe(self.redis)})"
@@ -134,11 +167,15 @@ class RedisLock(HardwareLock):
         try:
             return self._scripts[name](keys=self._keys, args=[*self._prefixes, *args])
         except redis_errors() as err:
-            message = f"Lock {self.name!r}: {describe(self.redis)} unreachable while {what}: {err}"
-            if self.on_failure == "fallback" and self.fallen_back is None:
-                self.fallen_back = message
-                logger.error("%s; falling back to an in-process lock", message)
-            raise LockBackendUnavailable(message) from err
+            raise self._unreachable(what, err) from err
+
+    def _unreachable(self, what: str, err: BaseException) -> LockBackendUnavailable:
+        """The error for Redis not answering; under ``fallback``, the lock goes in-process."""
+        message = f"Lock {self.name!r}: {describe(self.redis)} unreachable while {what}: {err}"
+        if self.on_failure == "fallback" and self.fallen_back is None:
+            self.fallen_back = message
+            logger.error("%s; falling back to an in-process lock", message)
+        return LockBackendUnavailable(message)
 
     def _holder(self) -> LockHolder | None:
         try:
@@ -153,6 +190,13 @@ class RedisLock(HardwareLock):
         _, since, job, owner = [*_text(raw).split("\t", 3), "", "", ""][:4]
         waiters = tuple(_text(j) or None for j in jobs if j is not None)
         return LockHolder(job or None, owner, float(since or 0), waiters)
+
+    def free(self) -> bool:
+        """Whether Redis answers and nobody holds the lock (blocking: at most a timeout)."""
+        try:
+            return not self.redis.exists(self._keys[0])
+        except redis_errors():
+            return False
 
     @property
     def job(self) -> str | None:
@@ -180,11 +224,31 @@ class RedisLock(HardwareLock):
     def redis_timeout(self) -> float:
         return float(self.redis.connection_pool.connection_kwargs.get("socket_timeout") or 1.0)
 
+    def _check_persistence(self) -> None:
+        """Once, before the first grant: refuse a server that may forget the holder."""
+        if self._persistence_checked:
+            return
+        try:
+            found = {key: _text(self.redis.config_get(key).get(key, "?")) for key in PERSISTENCE}
+        except redis_errors() as err:
+            raise self._unreachable("checking its persistence", err) from err
+        except Exception as err:  # CONFIG refused (a managed Redis): cannot be verified
+            found = {"CONFIG GET": f"refused ({err})"}
+        if found != PERSISTENCE:
+            wanted = ", ".join(f"{k} {v}" for k, v in PERSISTENCE.items())
+            raise UnsafeLockBackend(
+                f"Lock {self.name!r}: {describe(self.redis)} has {found}; a lock needs "
+                f"{wanted} (in redis.conf), or two holders can overlap after a restart. "
+                "RedisLock(..., require_persistence=False) accepts that risk."
+            )
+        self._persistence_checked = True
+
     def _enter(self, token: LockToken, wait: float | None, loop: Any = None) -> _Waiter | None:
         if self.fallen_back:
             return super()._enter(token, wait, loop)
         asked = time.monotonic()
         try:
+            self._check_persistence()
             got, value, _ = self._acquire(token, "", wait == 0, "acquiring")
         except LockBackendUnavailable:
             if self.fallen_back:
@@ -336,7 +400,8 @@ class RedisLock(HardwareLock):
                     self._lease_until = asked + self.lease - self.redis_timeout
             if ok == 0:
                 self._lose(token, "its key expired or was taken (fence mismatch)")
-            time.sleep(self.lease / 3)
+            # wake for the next renewal, or at the moment the lease runs out if that is sooner
+            time.sleep(max(0.0, min(self.lease / 3, self._lease_until - time.monotonic())))
             _ = self._token  # loses the token if its lease ran out
 
     # ---- fencing checks ---------------------------------------------------------------------

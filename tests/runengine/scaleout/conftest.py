@@ -29,7 +29,10 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server subprocess in its own directory; restartable on the same port."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, persistent: bool = True
+    ) -> None:
+        self.persistent = persistent  # appendfsync always: what RedisLock requires
         self.directory = directory
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -45,7 +48,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(self.directory),
         ]

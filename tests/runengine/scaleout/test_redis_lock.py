@@ -12,7 +12,7 @@ import time
 import pytest
 
 from runengine.locks import LockLost, LockTimeout
-from tests.runengine.scaleout.conftest import PROJECT_ROOT
+from tests.runengine.scaleout.conftest import PROJECT_ROOT, RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -170,3 +170,98 @@ def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
         assert token.valid and lock.fallen_back
         lock.release(token)
     assert time.monotonic() - t0 < 3  # never hangs
+
+
+def test_a_redis_that_may_forget_the_holder_is_refused_by_name(tmp_path, prefix):
+    from runengine.scaleout.lock import UnsafeLockBackend
+
+    server = RedisServer(tmp_path, persistent=False).start()
+    try:
+        lock = make(server.url, prefix)
+        with pytest.raises(UnsafeLockBackend, match=r"appendonly yes, appendfsync always"):
+            lock.acquire_token(0, "A")
+        assert lock.holder is None  # refused before anything was taken
+        risky = make(server.url, prefix, require_persistence=False)
+        risky.release(risky.acquire_token(0, "A"))  # the risk, accepted by name
+    finally:
+        server.stop()
+
+
+def _points(RE, lock, n, seen, on_point=None):
+    import bluesky.plan_stubs as bps
+    import bluesky.preprocessors as bpp
+    from ophyd.sim import det
+
+    from runengine.plans.locks import acquire_lock, release_lock
+
+    @bpp.run_decorator()
+    def plan():
+        token = yield from acquire_lock(lock, "scan", timeout=10)
+        for i in range(n):
+            yield from bps.checkpoint()
+            yield from bps.trigger_and_read([det])
+            seen.append((i, time.time(), lock.fence))
+            if on_point is not None:
+                on_point(i)
+            yield from bps.sleep(0.1)
+        yield from release_lock(token)
+
+    docs = []
+    RE(plan(), lambda name, doc: docs.append((name, doc)))
+    return docs
+
+
+def test_a_plan_whose_lock_is_taken_away_is_suspended_and_takes_it_back(redis_url, prefix):
+    from runengine import RunEngine
+
+    RE = RunEngine({}, context_managers=[])
+    lock, intruder = make(redis_url, prefix, lease=2, socket_timeout=0.5), make(redis_url, prefix)
+    held = []
+
+    def take_it_away():
+        lock.redis.delete(lock._keys[0])  # the key gone (what a Redis losing data does)
+        token = intruder.acquire_token(0, "intruder")
+        held.append(time.time())
+        time.sleep(1.0)
+        held.append(time.time())
+        intruder.release(token)
+
+    thread = threading.Thread(target=take_it_away)
+    seen = []
+    docs = _points(RE, lock, 15, seen, lambda i: i == 4 and thread.start())
+    thread.join(5)
+    stop = next(doc for name, doc in docs if name == "stop")
+    assert stop["exit_status"] == "success" and RE.state == "idle"
+    events = [doc for name, doc in docs if name == "event"]
+    assert [e["seq_num"] for e in events] == list(range(1, 16))  # every point once
+    fences = [fence for _, _, fence in seen]
+    assert fences[0] is not None and fences[-1] > fences[0]  # a new holding after the loss
+    after = [t for _, t, fence in seen if fence == fences[-1]]
+    assert min(after) > held[1] - 0.05  # taken back only once the intruder let go
+    assert intruder.holder is None and lock.holder is None
+
+
+def test_a_plan_rides_out_a_redis_restart_without_measuring_unlocked(own_redis, prefix):
+    from runengine import RunEngine
+
+    RE = RunEngine({}, context_managers=[])
+    lock = make(own_redis.url, prefix, lease=2, socket_timeout=0.5)
+    outage = []
+
+    def restart():
+        own_redis.stop()
+        outage.append(time.time())
+        time.sleep(1.5)
+        own_redis.start()  # same port, its data back from the append-only file
+        outage.append(time.time())
+
+    thread = threading.Thread(target=restart)
+    seen = []
+    docs = _points(RE, lock, 20, seen, lambda i: i == 3 and thread.start())
+    thread.join(10)
+    stop = next(doc for name, doc in docs if name == "stop")
+    assert stop["exit_status"] == "success"
+    assert [e["seq_num"] for name, e in docs if name == "event"] == list(range(1, 21))
+    fences = [fence for _, _, fence in seen]
+    assert fences[-1] > fences[0]  # lost with its lease, taken back after the restart
+    assert not [t for _, t, f in seen if f == fences[-1] and t < outage[1]]
