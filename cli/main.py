@@ -7,6 +7,7 @@
     runengine ioc motors                 one simulated IOC in the foreground
     runengine serve [--port 8000]        the runs over tiled on 127.0.0.1, exported live
     runengine index [--tiled]            bring the run index (and .tiled/) up to date
+    runengine queue [--http-port 60610]  bluesky-queueserver over runengine on 127.0.0.1
 
 Exit codes: 0 success, 1 the plan failed, 2 bad usage or input, 3 aborted or halted by the user.
 Errors are one line; ``--debug`` shows the traceback.
@@ -21,11 +22,9 @@ from typing import Any
 import click
 
 from runengine.commands.runs import ENGINE_KEYS
-from runengine.errors import RunEngineError
 
+from .errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CLIError
 from .runner import RunOutcome, run_plan
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 store_option = click.option(
     "--store",
@@ -33,12 +32,6 @@ store_option = click.option(
     envvar="RUNENGINE_STORE",
     help="The run store directory (default: $RUNENGINE_STORE or the user's data dir).",
 )
-
-
-class CLIError(RunEngineError, click.ClickException):
-    """A user-facing error: printed as one line, exit code 2 (a RunEngineError too)."""
-
-    exit_code = EXIT_USAGE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -198,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-from . import remote as _remote  # noqa: E402, F401 - registers `runengine remote ...`
 from . import serve as _serve  # noqa: E402, F401 - registers `runengine serve` and `index`
+from .queue import command as _queue  # noqa: E402, F401 - registers `runengine queue`
 
 if __name__ == "__main__":  # python -m: run the imported module, where the subcommands are
     from runengine.cli.main import main as _main

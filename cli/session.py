@@ -49,7 +49,8 @@ class Session:
     ``$RUNENGINE_STORE`` or the user's data dir). ``RE.md`` is kept in the store
     (:class:`~runengine.callbacks.metadata.StoredMetadata`), so scan_id and the user's
     metadata carry over to the next session; ``persist_md=False`` keeps it in memory. ``md``:
-    metadata for this session's runs only (``runengine run --md``), not kept.
+    metadata for this session's runs only (``runengine run --md``), not kept. ``engine``: the
+    RunEngine class (bluesky-queueserver's profile passes its own).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Session:
         progress: bool = False,
         md: dict | None = None,
         persist_md: bool = True,
+        engine: type[RunEngine] = RunEngine,
     ) -> None:
         self.use_beamline = beamline and not sim
         self.use_sim = sim
@@ -72,6 +74,7 @@ class Session:
         self.progress = progress
         self.md = md or {}
         self.persist_md = persist_md
+        self.engine = engine
         self.beamline: Any = None
         self.namespace: dict[str, Any] = {}
         self._exit = contextlib.ExitStack()
@@ -103,9 +106,9 @@ class Session:
         store = RunStore(self.store_dir)
         if self.persist_md:
             md = StoredMetadata(store.directory)
-            RE = RunEngine(md, scan_id_source=md.next_scan_id)
+            RE = self.engine(md, scan_id_source=md.next_scan_id)
         else:
-            RE = RunEngine({})
+            RE = self.engine({})
         RE.md["owner"] = os.environ.get("USER", "unknown")
         store.subscribe(RE)  # first: a document is stored before it is shown
         ns = self.namespace

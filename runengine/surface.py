@@ -97,6 +97,12 @@ class EngineSurface:
         return tuple(self._controller.pause_requests)
 
     @property
+    def suspended(self) -> bool:
+        """Whether a suspension holds the plan now (``state`` says running then, as bluesky's)."""
+        ex = self._exec
+        return ex is not None and not ex.finished and ex.in_suspension
+
+    @property
     def call_returns_result(self) -> bool:
         return self._call_returns_result
 

@@ -77,13 +77,14 @@ def test_page_examples(page, tmp_path, monkeypatch, request):
 def _clean_up(namespace: dict) -> None:
     """Leave no engine mid-plan, no agent thread, no IOC behind a failing page."""
     from runengine import RunEngine
+    from runengine.cli.queue.manager import QueueManager
     from runengine.devices.beamline import Beamline
     from runengine.heartbeats import Registry
-    from runengine.scaleout.remote import RemoteServer
+    from runengine.scaleout.redis_server import RedisServer
 
     for value in list(namespace.values()):
-        if isinstance(value, Registry | RemoteServer):
-            value.stop()  # joins its threads; a no-op when not started
+        if isinstance(value, Registry | QueueManager):
+            value.stop()  # joins its threads or processes; a no-op when not started
         elif isinstance(value, RunEngine) and not value.state.is_idle:
             if value.state.is_panicked:
                 value.all_is_well()
@@ -93,6 +94,9 @@ def _clean_up(namespace: dict) -> None:
                 except Exception:
                     pass
         elif isinstance(value, Beamline) and value.running:
+            value.stop()
+    for value in list(namespace.values()):  # after the managers that use them
+        if isinstance(value, RedisServer):
             value.stop()
 
 

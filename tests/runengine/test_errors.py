@@ -34,7 +34,7 @@ ROOTS = {
     "runengine.scaleout": ("runengine.scaleout.connection", "ScaleoutError"),
     "runengine.extensions": ("runengine.extensions", "ExtensionError"),
     "runengine.callbacks": ("runengine.callbacks.store", "StoreError"),
-    "runengine.cli": ("runengine.cli.main", "CLIError"),
+    "runengine.cli": ("runengine.cli.errors", "CLIError"),
     "runengine.devices": ("runengine.devices.errors", "DeviceError"),
 }
 
@@ -60,7 +60,7 @@ KEPT = {
     "runengine.commands.spec.MissingArgument": (ValueError, AssertionError),
     "runengine.commands.flyers.StreamDeclarationError": (IllegalMessageSequence, AssertionError),
     "runengine.execution.PauseWithoutCheckpoint": (FailedPause, RequestAbort),
-    "runengine.cli.main.CLIError": click.ClickException,
+    "runengine.cli.errors.CLIError": click.ClickException,
     "runengine.extensions.ExtensionError": ImportError,
     "runengine.graph.result.GraphCycleError": ValueError,
     "runengine.graph.result.ActionTimeout": TimeoutError,
@@ -72,7 +72,8 @@ KEPT = {
     "runengine.scripts.results.LockUnavailable": TimeoutError,
     "runengine.scaleout.connection.BackendUnavailable": ConnectionError,
     "runengine.scaleout.lock.LockBackendUnavailable": ConnectionError,
-    "runengine.scaleout.remote.RemoteError": RuntimeError,
+    "runengine.scaleout.redis_server.RedisServerError": RuntimeError,
+    "runengine.cli.queue.manager.QueueError": RuntimeError,
     "runengine.callbacks.store.StoreError": OSError,
     "runengine.callbacks.records.CorruptRunError": ValueError,
     "runengine.devices.beamline.DeviceConnectionError": ConnectionError,
@@ -85,13 +86,19 @@ def _raise(name: str) -> None:
     raise ImportError(f"cannot import {name}")
 
 
+#: Modules whose import is an action by design, not imported here: the queueserver worker's
+#: startup module builds the worker's namespace (and starts the IOCs) when imported.
+ACTIONS = {"runengine.cli.queue.startup"}
+
+
 def modules() -> list[str]:
-    """Every module of the project, imported."""
+    """Every module of the project, imported (but the :data:`ACTIONS`)."""
     names = []
     for package in PACKAGES:
         names.append(package)
         path = importlib.import_module(package).__path__
-        names += [info.name for info in pkgutil.walk_packages(path, package + ".", _raise)]
+        found = pkgutil.walk_packages(path, package + ".", _raise)
+        names += [info.name for info in found if info.name not in ACTIONS]
     for name in names:
         importlib.import_module(name)
     return sorted(set(names))
@@ -150,7 +157,7 @@ def _root(module: str, name: str) -> type:
 def test_every_module_is_found():
     found = modules()
     for expected in ("runengine.errors", "runengine.engine", "runengine.commands.spec",
-                     "runengine.scaleout.remote", "runengine.plans.scripts",
+                     "runengine.cli.queue.profile", "runengine.plans.scripts",
                      "runengine.devices.ioc._common", "runengine.callbacks.store",
                      "runengine.cli.main"):  # fmt: skip
         assert expected in found

@@ -300,3 +300,26 @@ def test_every_event_handed_out_is_set_by_the_release(RE):
         return True
 
     assert asyncio.run_coroutine_threadsafe(released(), RE.loop).result(3)
+
+
+def test_suspended_says_when_a_suspension_holds_the_plan(RE):
+    """``state`` stays "running" through a suspension, as bluesky's; ``suspended`` tells."""
+    sig = Signal(name="beam", value=1.0)
+    RE.install_suspender(SuspendBoolLow(sig, sleep=0.05))
+    seen = []
+
+    def watch():
+        wait_until(lambda: RE.state == "running")
+        seen.append(("before", RE.suspended))
+        sig.put(0)
+        wait_until(lambda: RE.suspended)
+        seen.append(("during", RE.state))
+        sig.put(1)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    assert not RE.suspended
+    RE(counting_plan(n=40, step=0.02))
+    thread.join(5)
+    assert seen == [("before", False), ("during", "running")]
+    assert not RE.suspended and RE.state == "idle"

@@ -88,7 +88,7 @@ def test_redis_dying_fails_the_run_clearly_or_goes_on_locally(own_redis, tmp_pat
     publisher = DocumentPublisher(own_redis.url, "docs", on_failure=policy, socket_timeout=0.5)
     RE.subscribe(publisher)
     RE(bp.count([det], 3))
-    own_redis.stop()
+    own_redis.kill()
     t0 = time.monotonic()
     failed = []
     for _ in range(3):  # the publisher learns of it in the background, at most a run later

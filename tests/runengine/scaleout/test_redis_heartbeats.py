@@ -145,7 +145,7 @@ def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
     reg = RedisRegistry(own_redis.url, timeout=2, prefix=prefix, on_failure=policy,
                         socket_timeout=0.5)  # fmt: skip
     reg.beat("a", {"acq": 3})
-    own_redis.stop()
+    own_redis.kill()
     t0 = time.monotonic()
     if policy == "fail":
         with pytest.raises(BackendUnavailable, match="unreachable"):

@@ -160,7 +160,7 @@ def test_redis_dying_fails_clearly_or_falls_back(own_redis, prefix, policy):
     lock = make(own_redis.url, prefix, on_failure=policy, socket_timeout=0.5, lease=2)
     token = lock.acquire_token(0, "A")
     lock.release(token)
-    own_redis.stop()
+    own_redis.kill()
     t0 = time.monotonic()
     if policy == "fail":
         with pytest.raises(LockBackendUnavailable, match="unreachable"):
@@ -249,7 +249,7 @@ def test_a_plan_rides_out_a_redis_restart_without_measuring_unlocked(own_redis, 
     outage = []
 
     def restart():
-        own_redis.stop()
+        own_redis.kill()
         outage.append(time.time())
         time.sleep(1.5)
         own_redis.start()  # same port, its data back from the append-only file

@@ -1,0 +1,1 @@
+"""runengine queue: bluesky-queueserver over runengine, its profile, launchers and command."""
