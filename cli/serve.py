@@ -5,9 +5,10 @@
     runengine index [--store DIR]                   bring the run index (and tiled) up to date
 
 ``serve`` starts ``tiled serve config`` over the store's tiled catalog (``.tiled/`` in the
-store) on 127.0.0.1, with a single-user API key: ``$TILED_SINGLE_USER_API_KEY``, else a new one
-written to ``.tiled/api_key`` (mode 0600, printed is only its path). It then follows the store,
-exporting each run as it is written, until Ctrl+C or SIGTERM; then it stops the server.
+store) on 127.0.0.1, with a single-user API key: ``$TILED_SINGLE_USER_API_KEY``, else the one
+in ``.tiled/api_key`` (written on first use, mode 0600; printed is only its path). It then
+follows the store, exporting each run as it is written, until Ctrl+C or SIGTERM; then it stops
+the server.
 Read from anywhere on the machine with
 ``broker(uri="http://127.0.0.1:8000/api/v1", api_key=...)`` or ``tiled.client.from_uri``.
 """
@@ -15,7 +16,6 @@ Read from anywhere on the machine with
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import click
 
+from .api_keys import api_key
 from .main import CLIError, cli, store_option
 
 SERVER_START_TIMEOUT = 90.0
@@ -43,16 +44,7 @@ def _api_key(directory: Path) -> tuple[str, str]:
     """The key, and where it came from."""
     from runengine.callbacks.store_catalog import TILED_DIR
 
-    key = os.environ.get("TILED_SINGLE_USER_API_KEY")
-    if key:
-        return key, "$TILED_SINGLE_USER_API_KEY"
-    path = directory / TILED_DIR / "api_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(key)
-    return key, str(path)
+    return api_key(directory / TILED_DIR / "api_key", "TILED_SINGLE_USER_API_KEY")
 
 
 def _wait_healthy(server: subprocess.Popen, port: int) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from runengine.scaleout.redis_server import free_port
 from runengine.scripts.process import group_members
 
+from ..api_keys import api_key as private_key
 from .manager import QueueError, QueueManager, _script
 
 __all__ = ["HTTPFront", "api_key"]
@@ -39,19 +39,7 @@ API_KEY_ENV = "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY"
 def api_key(path: Path) -> tuple[str, str]:
     """The HTTP API key and where it is: ``$QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY``, the
     file at ``path``, or a new key written there (mode 0600)."""
-    key = os.environ.get(API_KEY_ENV)
-    if key:
-        return key, f"${API_KEY_ENV}"
-    if path.is_file():
-        if path.stat().st_mode & 0o077:
-            raise QueueError(f"{path} is readable by others: chmod 600 it (or remove it)")
-        return path.read_text().strip(), str(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(key)
-    return key, str(path)
+    return private_key(path, API_KEY_ENV)
 
 
 class HTTPFront:

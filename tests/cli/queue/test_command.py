@@ -23,16 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from runengine.scaleout.redis_server import REDIS_SERVER
 from runengine.scripts.process import group_members
+from tests.cli.queue.stack import skip_without_the_stack
 
 pytestmark = [pytest.mark.queueserver, pytest.mark.redis]
 
-if REDIS_SERVER is None:
-    pytest.skip("redis-server is not installed (.ci/run installs it)", allow_module_level=True)
-pytest.importorskip("bluesky_queueserver", reason="pip install .[queue]")
-pytest.importorskip("bluesky_httpserver", reason="pip install .[queue]")
-pytest.importorskip("bluesky_queueserver_api", reason="pip install .[queue]")
+skip_without_the_stack()
 
 from bluesky_queueserver_api.zmq import REManagerAPI  # noqa: E402
 

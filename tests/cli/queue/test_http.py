@@ -16,22 +16,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from runengine.scaleout.redis_server import REDIS_SERVER, RedisServer
+from runengine.scaleout.redis_server import RedisServer
 from runengine.scripts.process import group_members
+from tests.cli.queue.stack import skip_without_the_stack
 
 pytestmark = [pytest.mark.queueserver, pytest.mark.redis]
 
-if REDIS_SERVER is None:
-    pytest.skip("redis-server is not installed (.ci/run installs it)", allow_module_level=True)
-pytest.importorskip("bluesky_queueserver", reason="pip install .[queue]")
-pytest.importorskip("bluesky_httpserver", reason="pip install .[queue]")
-pytest.importorskip("bluesky_queueserver_api", reason="pip install .[queue]")
+skip_without_the_stack()
 
 from bluesky_queueserver_api import BFunc, BPlan  # noqa: E402
 from bluesky_queueserver_api.http import REManagerAPI  # noqa: E402
 
+from runengine.cli.errors import CLIError  # noqa: E402
 from runengine.cli.queue.http import API_KEY_ENV, HTTPFront, api_key  # noqa: E402
-from runengine.cli.queue.manager import QueueError, QueueManager  # noqa: E402
+from runengine.cli.queue.manager import QueueManager  # noqa: E402
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -195,7 +193,7 @@ def test_api_key_file_readable_by_others(tmp_path, monkeypatch, mode):
     path = tmp_path / "api_key"
     api_key(path)
     path.chmod(mode)
-    with pytest.raises(QueueError, match="readable by others") as refused:
+    with pytest.raises(CLIError, match="readable by others") as refused:
         api_key(path)
     assert str(path) in str(refused.value)
 
