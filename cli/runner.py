@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import select
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from bluesky.utils import RunEngineInterrupted
 
-from runengine.console import announce, bars_hidden, help_for
+from runengine.console import announce, bars_hidden, discard_typeahead, help_for, show_prompt
 from runengine.states import TransitionError
 
 __all__ = ["RunOutcome", "make_plan", "run_plan"]
@@ -18,6 +21,7 @@ CHOICES = {"r": "resume", "s": "stop", "a": "abort", "h": "halt"}
 PROMPT = "Paused. [r]esume, [s]top, [a]bort or [h]alt? "
 CTRL_C_AT_PROMPT = "Ctrl+C: the run is already paused; only an answer decides. Type r, s, a or h."
 END_OF_INPUT = "End of input: nobody can answer, aborting (the data taken so far is kept)."
+SLICE = 0.05  # seconds: the longest a Ctrl+C waits at the prompt to be acted on
 
 
 @dataclasses.dataclass
@@ -51,9 +55,38 @@ def make_plan(text: str, namespace: dict[str, Any]) -> Any:
 
 
 def ask_below_the_bars(prompt: str) -> str:
-    """``input(prompt)`` with the progress bar out of the way: the prompt has its own line."""
+    """:func:`read_answer` with the progress bar out of the way: the prompt has its own line."""
     with bars_hidden():
+        return read_answer(prompt)
+
+
+def read_answer(prompt: str, stdin: TextIO | None = None) -> str:
+    """``input(prompt)``, in which neither the prompt nor a Ctrl+C can get lost.
+
+    On a terminal ``input()`` writes its prompt with a C write that a signal interrupts (the
+    prompt is then dropped, silently), and then blocks in ``read()`` while Python's handler of
+    that signal has not run yet: it runs only when ``read()`` is interrupted in turn. A second
+    Ctrl+C landing as the prompt was written lost the prompt, and nothing answered. Here the
+    prompt is a Python write (retried after the handlers ran, PEP 475), and the line is waited
+    for in slices of :data:`SLICE` s, between which a pending handler runs.
+
+    Raises EOFError at the end of input, and what a SIGINT handler raises (KeyboardInterrupt).
+    """
+    stdin = sys.stdin if stdin is None else stdin
+    try:
+        fd = stdin.fileno()
+        tty = os.isatty(fd)
+    except (AttributeError, OSError, ValueError):
+        tty = False
+    if not tty:  # input() writes its prompt from Python then, and reads no terminal
         return input(prompt)
+    show_prompt(prompt)
+    while not select.select([fd], [], [], SLICE)[0]:
+        pass  # a terminal line is readable once whole (or at the end of input)
+    line = stdin.readline()
+    if not line:
+        raise EOFError
+    return line[:-1] if line.endswith("\n") else line
 
 
 def run_plan(
@@ -127,6 +160,7 @@ def _decide(RE: Any, ask: Callable[[str], str], echo: Callable) -> Callable[[], 
         try:
             answer = ask(PROMPT).strip().lower()[:1]
         except KeyboardInterrupt:  # a press at the prompt never decides
+            discard_typeahead()  # nor does what was typed before it (the terminal keeps it)
             echo("\n" + CTRL_C_AT_PROMPT)
             continue
         except EOFError:

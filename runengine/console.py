@@ -6,6 +6,9 @@ IPython are used only if the process has already imported them.
 * :func:`announce` writes an engine status line (``Pausing...``) at once, on a line of its
   own: above a visible progress bar, over the ``^C`` the terminal has just echoed, and never
   interleaved with another thread's status line.
+* :func:`keep_output_on_ctrl_c` stops the terminal from throwing away what was written just
+  before a Ctrl+C (the status lines and the prompt that answer the previous press), and
+  :func:`discard_typeahead` throws away what was typed, as the terminal itself did.
 * :func:`interruption_help` and :func:`help_for` say what can be done after ``RE(plan)`` came
   back interrupted, for the state the engine is really in (paused, panicked, idle, ...).
 * :func:`install_interruption_display` shows ``RunEngineInterrupted`` in IPython as that help,
@@ -14,6 +17,7 @@ IPython are used only if the process has already imported them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -21,13 +25,23 @@ import threading
 from types import TracebackType
 from typing import Any, TextIO
 
+try:
+    import termios
+except ImportError:  # not on a POSIX system: no terminal settings to mind
+    termios = None  # type: ignore[assignment]
+_TERMINAL_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, AttributeError) + (
+    (termios.error,) if termios is not None else ()
+)
+
 __all__ = [
     "PAUSED_HELP",
     "announce",
     "bars_hidden",
+    "discard_typeahead",
     "help_for",
     "install_interruption_display",
     "interruption_help",
+    "keep_output_on_ctrl_c",
     "note_keypress_echo",
     "output_lock",
     "show_prompt",
@@ -64,6 +78,86 @@ _BUSY = (
     "RE.state says when it is 'paused'; then RE.resume(), RE.stop(), RE.abort() or RE.halt().\n"
 )
 _ENDING = "\nThe RunEngine is {state}: the plan is winding down; it will then be idle.\n"
+
+
+# ---- the terminal and Ctrl+C ------------------------------------------------------------
+# A terminal that receives Ctrl+C (ISIG) throws away, unless NOFLSH is set, the output written
+# to it that it has not displayed yet, and the input typed that nobody has read. A program that
+# dies on Ctrl+C loses nothing by it; ours goes on and answers the press ("Pausing...", the
+# prompt): a second press arriving before the terminal had read that answer erased it, and
+# `runengine run` waited at a prompt nobody saw (a terminal reads late under load).
+_noflsh_fd: int | None = None  # the terminal on which we set NOFLSH: we discard its input
+
+
+def _terminal_fd() -> int | None:
+    """The file descriptor of our terminal (stdin) if we are its foreground process group."""
+    try:
+        stdin = sys.stdin
+        if stdin is None or not stdin.isatty():
+            return None
+        fd = stdin.fileno()
+        # Only the foreground may change the terminal (a background one would be stopped),
+        # and only the foreground gets the terminal's Ctrl+C.
+        if os.tcgetpgrp(fd) != os.getpgrp():
+            return None
+        return fd
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def keep_output_on_ctrl_c() -> bool:
+    """Set NOFLSH on our terminal: a Ctrl+C no longer throws away output not yet displayed.
+
+    Done once, from the main thread, for the rest of the process (an answer to a press may be
+    printed, and a next press arrive, any time after the call that heard the first), and undone
+    at exit. The input a press used to throw away, :func:`discard_typeahead` throws away: call
+    it for every press. Returns whether NOFLSH is set by us now.
+    """
+    global _noflsh_fd
+    if _noflsh_fd is not None:
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    fd = _terminal_fd()
+    if fd is None or termios is None:
+        return False
+    try:
+        attrs = termios.tcgetattr(fd)
+        if attrs[3] & termios.NOFLSH:
+            return False  # someone wants it so already; their input is theirs to discard
+        attrs[3] |= termios.NOFLSH
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except _TERMINAL_ERRORS:
+        return False
+    _noflsh_fd = fd
+    atexit.register(_restore_flush_on_ctrl_c, fd)
+    return True
+
+
+def _restore_flush_on_ctrl_c(fd: int) -> None:
+    global _noflsh_fd
+    _noflsh_fd = None
+    if termios is None:
+        return
+    with contextlib.suppress(*_TERMINAL_ERRORS):
+        if os.tcgetpgrp(fd) != os.getpgrp():
+            return  # in the background now: changing the terminal would stop us
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~termios.NOFLSH
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def discard_typeahead() -> None:
+    """Throw away the input typed and not read yet, as a Ctrl+C did before NOFLSH was set.
+
+    Call it for each press heard (any thread; it only asks the terminal, no lock, no output),
+    so that a half-typed line never becomes part of the answer to the next prompt.
+    """
+    fd = _noflsh_fd
+    if fd is None or termios is None:
+        return
+    with contextlib.suppress(*_TERMINAL_ERRORS):
+        termios.tcflush(fd, termios.TCIFLUSH)
 
 
 def note_keypress_echo() -> None:
@@ -136,19 +230,23 @@ def bars_hidden() -> Any:
     """Clear the visible tqdm bars while a prompt waits for an answer; draw them again after.
 
     Unlike :func:`announce` it holds no lock while waiting: the engine may still write.
+    tqdm's lock is taken here with a ``with`` statement, never by ``bar.clear()`` or
+    ``bar.refresh()`` themselves: they release it only if they return, and this runs on the
+    main thread, where a Ctrl+C raises KeyboardInterrupt anywhere. A lock left held there
+    stops the engine's thread at its next bar update, for good.
     """
     std = sys.modules.get("tqdm.std")
     bars = list(getattr(getattr(std, "tqdm", None), "_instances", None) or ())
     for bar in bars:
-        with contextlib.suppress(Exception):
-            bar.clear()
+        with contextlib.suppress(Exception), bar.get_lock():
+            bar.clear(nolock=True)
     try:
         yield
     finally:
         for bar in bars:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), bar.get_lock():
                 if not bar.disable and getattr(bar, "last_print_n", None) is not None:
-                    bar.refresh()
+                    bar.refresh(nolock=True)
 
 
 # ---- what to do after an interruption --------------------------------------------------

@@ -12,6 +12,13 @@ When a call returns interrupted (or after a press), presses are swallowed for :d
 seconds more: a person's second press often lands just after a quick first press has paused,
 while the shell prints the pause, and a KeyboardInterrupt there would print a traceback from
 inside the shell's display code. A call that ends without a press gives Ctrl+C back at once.
+
+A terminal throws away, on Ctrl+C, the output it has not displayed yet: the answer to the
+first press ("Pausing...", the prompt) when the second arrives before the terminal has read
+it. The first call sets NOFLSH on the terminal for good (see
+:func:`runengine.console.keep_output_on_ctrl_c`), and each press heard here throws away what
+was typed ahead, as the terminal did. Neither the handler nor anything it calls takes a lock
+or prints: it runs on the main thread between two bytecodes, wherever that thread is.
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ import time
 from types import FrameType
 from typing import Any
 
-from .console import announce, note_keypress_echo, output_lock
+from .console import (
+    announce,
+    discard_typeahead,
+    keep_output_on_ctrl_c,
+    note_keypress_echo,
+    output_lock,
+)
 from .states import TransitionError
 
 __all__ = ["GRACE", "PromptRequested", "SigintHandler"]
@@ -59,6 +72,7 @@ class _AfterCall:
         self.until = until
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
+        discard_typeahead()  # what a press typed ahead is not an answer (no lock, no output)
         if time.monotonic() < self.until:
             return None
         original = self.original
@@ -123,6 +137,7 @@ class SigintHandler:
         os.set_blocking(write_end, False)  # set_wakeup_fd needs it; a full pipe drops bytes
         self._pipe = (read_end, write_end)
         self._original = _python_handler(signal.getsignal(signal.SIGINT))
+        keep_output_on_ctrl_c()  # a press must never erase what answers the last one
         self._echoes = _terminal_echoes_ctrl_c()
         signal.signal(signal.SIGINT, self._on_signal)
         self._old_wakeup_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -149,9 +164,16 @@ class SigintHandler:
             signal.signal(signal.SIGINT, _AfterCall(self._original, time.monotonic() + GRACE))
         else:
             signal.signal(signal.SIGINT, self._original)
-        for fd in self._pipe or ():
+        if self._pipe is not None:
+            # The read end is the worker's: it closes it as it ends, which may be after this
+            # join gave up (a busy engine, a starved CPU). Closed here, its number could be
+            # reused by the next file opened, which the worker would then read from.
+            read_end, write_end = self._pipe
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.close(write_end)
+            if self._worker is None:
+                with contextlib.suppress(OSError):
+                    os.close(read_end)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # The press itself reaches the worker through the pipe; only the give-up is acted on
@@ -161,6 +183,13 @@ class SigintHandler:
             raise PromptRequested
 
     def _work(self, read_end: int) -> None:
+        try:
+            self._listen(read_end)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(read_end)
+
+    def _listen(self, read_end: int) -> None:
         first = last = None
         count = 0
         while True:
@@ -173,6 +202,8 @@ class SigintHandler:
             presses = data.count(signal.SIGINT)
             ours = min(self._synthetic, presses)
             self._synthetic -= ours
+            if presses > ours:
+                discard_typeahead()
             now = time.monotonic()
             # Bytes read together arrived within the worker's reaction time (milliseconds):
             # one keypress, as are presses closer than DEBOUNCE.

@@ -13,7 +13,7 @@ from bluesky.run_engine import PAUSE_MSG
 from tqdm import tqdm
 
 from runengine import console
-from runengine.console import PAUSED_HELP, announce, interruption_help
+from runengine.console import PAUSED_HELP, announce, bars_hidden, interruption_help
 
 
 class FakeTerminal(io.StringIO):
@@ -61,6 +61,45 @@ def test_a_visible_bar_is_cleared_first_and_drawn_again_after():
     head, _, tail = written.partition("Pausing...\n")
     assert head.startswith("\r") and head.strip() == ""  # the bar's line wiped, not glued onto
     assert "3/10" in tail  # and the bar back below the line
+
+
+def _tqdm_lock_is_free(bar) -> bool:
+    """Whether another thread (the engine's, drawing the bar) can take tqdm's lock now."""
+    taken: list[bool] = []
+
+    def take() -> None:
+        for lock in bar.get_lock().locks:
+            got = lock.acquire(timeout=5)
+            taken.append(got)
+            if got:
+                lock.release()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join(10)
+    return bool(taken) and all(taken)
+
+
+@pytest.mark.parametrize("where", ["moveto", "display"])  # clearing the bar, drawing it again
+def test_a_ctrl_c_while_the_prompt_moves_the_bar_leaves_tqdm_unlocked(monkeypatch, where):
+    """bars_hidden runs on the main thread around the prompt, where Ctrl+C raises
+    KeyboardInterrupt anywhere: raised inside tqdm's clear() or refresh(), it used to leave
+    tqdm's lock held, and the engine's thread stopped for good at its next bar update."""
+    with terminal() as stdout:
+        bar = tqdm(total=10, file=stdout, ncols=60, mininterval=0)
+        try:
+            bar.update(3)
+
+            def pressed(*args, **kwargs):
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(bar, where, pressed)
+            with pytest.raises(KeyboardInterrupt), bars_hidden():
+                pass
+            monkeypatch.undo()
+            assert _tqdm_lock_is_free(bar)
+        finally:
+            bar.close()
 
 
 def test_an_echoed_ctrl_c_is_overwritten(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import sys
 import time
 
@@ -24,6 +25,12 @@ DEFERRED = "Deferred pause acknowledged. Continuing to checkpoint."
 ROW = r"\|\s+{n} \| \d\d:\d\d:"  # row n of the live table
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """In the child: Ctrl+C does what it does for a program started at a prompt, even when the
+    tests run in a background job (which starts with SIGINT ignored, and hands that down)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def run(tmp_path):
     """Start ``runengine run --sim`` on a count of POINTS points 0.1 s apart, in a pty."""
@@ -38,6 +45,7 @@ def run(tmp_path):
             encoding="utf-8",
             timeout=30,
             dimensions=(40, 120),
+            preexec_fn=ctrl_c_as_at_a_terminal,
         )
         child.logfile_read = io.StringIO()
         children.append(child)
@@ -101,3 +109,21 @@ def test_end_of_input_at_the_prompt_aborts(run, tmp_path):
     child.expect(re.escape(END_OF_INPUT))
     assert ended(child) == EXIT_ABORTED
     assert Catalog(tmp_path / "runs")[-1].metadata["stop"]["exit_status"] == "abort"
+
+
+def test_a_press_at_the_prompt_throws_away_what_was_typed_before_it(run, tmp_path):
+    """The terminal keeps its output on Ctrl+C (NOFLSH, so that no press erases the prompt);
+    what was typed before the press must still go: "a", Ctrl+C, "r" resumes, never aborts."""
+    child = run()
+    child.expect(ROW.format(n=3))
+    child.sendintr()
+    child.expect(ASK)
+    time.sleep(GRACE + 0.2)
+    child.send("a")  # typed, not entered
+    child.expect("a")  # the terminal's echo: it has the key
+    child.sendintr()
+    child.expect(re.escape(CTRL_C_AT_PROMPT))
+    child.expect(ASK)
+    child.sendline("r")
+    assert ended(child) == EXIT_OK
+    assert Catalog(tmp_path / "runs")[-1].metadata["stop"]["exit_status"] == "success"
