@@ -1,8 +1,9 @@
 """External scripts as abortable steps, with a pysmurf-compatible status channel.
 
-- :class:`ScriptRunner`: run a script as a subprocess in its own process group
+- :class:`ScriptRunner`: run a script as a subprocess under a supervisor process of its own
   (``runner.run(...)`` in a thread, ``await runner.run_async(...)`` on a loop) and abort it with
-  SIGINT, then SIGTERM, then SIGKILL to the whole group (``runner.abort()``).
+  SIGINT, then SIGTERM, then SIGKILL to the script and every process it started, whatever
+  session or process group they moved to (``runner.abort()``).
 - :class:`StatusChannel`: the loopback UDP socket whose address the script finds in
   ``SMURFPUB_*``; :class:`Publisher` / :func:`publish`: what scripts use to send to it.
 - :class:`ScriptResult` and the errors: :class:`ScriptFailed`, :class:`ScriptAborted`, ...

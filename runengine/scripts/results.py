@@ -23,7 +23,7 @@ __all__ = [
     "ScriptTimeout",
 ]
 
-#: (signal, seconds to wait for the whole process group to go) steps of an abort.
+#: (signal, seconds to wait for every process of the run to go) steps of an abort.
 DEFAULT_ABORT_SEQUENCE: tuple[tuple[int, float], ...] = (
     (_signal.SIGINT, 5.0),
     (_signal.SIGTERM, 5.0),
@@ -40,6 +40,9 @@ class ScriptResult:
     explicit abort, an engine interruption, a timeout); ``interrupted`` that a pause with
     ``on_pause='interrupt'`` did. ``session_data`` merges the script's ``session_data``
     datagrams; ``messages`` holds ``(time, text)`` of its ``session_log``/``log`` datagrams.
+    ``leftovers_killed`` counts the processes still running when the script exited (ended by
+    the runner); ``survivors`` lists the pids that outlived even the abort sequence (empty
+    unless a process is stuck in the kernel).
     """
 
     script: str
@@ -59,6 +62,7 @@ class ScriptResult:
     timed_out: bool = False
     interrupted: bool = False
     leftovers_killed: int = 0
+    survivors: list[int] = field(default_factory=list)
     datagrams: int = 0
     warnings: list[str] = field(default_factory=list)
     malformed: int = 0

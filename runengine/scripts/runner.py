@@ -1,10 +1,11 @@
 """Run external scripts as abortable subprocesses, with a status channel.
 
-A script runs in its own session (so its own process group), stdin closed, stdout and stderr
-captured line by line. An abort sends each signal of the abort sequence to the whole group and
-waits for every process in it to go before escalating; processes a script leaves behind when it
-exits are ended too. No shell is involved. Each running script is a :class:`ScriptRun`
-(:mod:`runengine.scripts.supervision`).
+A script runs under a supervisor process of its own (:mod:`runengine.scripts.supervisor`), in
+its own session, stdin closed, stdout and stderr captured line by line. An abort sends each
+signal of the abort sequence to every process the script started, at any depth and in whatever
+session or process group, and waits for all of them to go before escalating; processes a script
+leaves behind when it exits are ended too. No shell is involved. Each running script is a
+:class:`ScriptRun` (:mod:`runengine.scripts.supervision`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import signal
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -23,46 +23,22 @@ from typing import Any
 from .channel import StatusChannel
 from .launch import acquire, call, check_args, environment, script_argv
 from .process import OutputSink
-from .results import (
-    DEFAULT_ABORT_SEQUENCE,
-    NoScriptRunning,
-    ScriptError,
-    ScriptNotExecutable,
-    ScriptNotFound,
-    ScriptResult,
-)
+from .results import DEFAULT_ABORT_SEQUENCE, NoScriptRunning, ScriptResult
 from .supervision import ScriptRun, logger
+from .supervisor import Supervisor
 
 __all__ = ["ScriptRun", "ScriptRunner", "logger"]
 
 _LOG = logger
 
 
-def _default_sigint() -> None:  # in the child, between fork and exec
-    # A parent started with SIGINT ignored (`cmd &` in a script, nohup, some CI runners) passes
-    # the ignore on through exec: the script would never see the abort's SIGINT.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """Tells when the process exits, before its pipes close (``Process.wait`` waits for both,
-    and a process left behind may hold them open)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=2**16, loop=loop)
-        self.exited = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
 class ScriptRunner:
     """Run scripts as subprocesses and abort them; usable with or without a RunEngine.
 
-    ``abort_sequence`` is ``((signal, grace_seconds), ...)``: each signal goes to the script's
-    whole process group, and the next one only if a process of it outlives the grace period.
+    ``abort_sequence`` is ``((signal, grace_seconds), ...)``: each signal goes to the script
+    and every process it started, and the next one only if one of them outlives the grace
+    period (the last step's grace is at least 1 s). An engine that exits or dies mid-run has its
+    supervisor end the run with this sequence too.
     ``log=True`` logs output to ``logger`` (default: the ``runengine.scripts`` logger).
     """
 
@@ -138,7 +114,8 @@ class ScriptRunner:
                 channel = StatusChannel(run_id, note=sink.note, on_status=on_status)
                 await channel.open()
                 full_env.update(channel.env(self.prefix))
-            proc, exited = await self._spawn(argv, full_env, cwd, script)
+            sequence = self.abort_sequence if abort_sequence is None else tuple(abort_sequence)
+            supervisor = await Supervisor.spawn(argv, full_env, cwd, script, sequence, sink.note)
         except BaseException:
             if channel is not None:
                 channel.close()
@@ -146,48 +123,28 @@ class ScriptRunner:
             if taken:
                 await call(lock.release)
             raise
-        result.pid = proc.pid
+        result.pid = supervisor.pid
         run = ScriptRun(
             self,
-            proc,
-            exited,
+            supervisor,
             result,
             channel,
             sink,
             lock if taken else None,
             timeout=timeout,
             drain=self.drain if drain is None else drain,
-            abort_sequence=self.abort_sequence if abort_sequence is None else abort_sequence,
             on_status=on_status,
         )
         with self._guard:
             self._active.append(run)
-        sink.note(f"started pid {proc.pid}: {' '.join(argv)}")
-        run._status("spawned", {"pid": proc.pid, "argv": argv})
-        return run
-
-    @staticmethod
-    async def _spawn(argv: list[str], env: dict, cwd: Any, script: Any) -> tuple:
-        loop = asyncio.get_running_loop()
-        try:
-            transport, protocol = await loop.subprocess_exec(
-                lambda: _Protocol(loop),
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=_default_sigint,
+        sink.note(f"started pid {supervisor.pid}: {' '.join(argv)}")
+        if not supervisor.subreaper:
+            sink.note(
+                "no child subreaper here: only the script's process group is covered",
+                logging.WARNING,
             )
-            return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
-        except FileNotFoundError as err:
-            raise ScriptNotFound(f"Cannot start {script!r}: {err}") from err
-        except PermissionError as err:
-            raise ScriptNotExecutable(f"Cannot start {script!r}: {err}") from err
-        except OSError as err:
-            raise ScriptError(f"Cannot start {script!r}: {err}") from err
+        run._status("spawned", {"pid": supervisor.pid, "argv": argv})
+        return run
 
     async def run_async(
         self, script: str | os.PathLike, args: Sequence[Any] = (), *, check: bool = True, **options
@@ -217,7 +174,7 @@ class ScriptRunner:
     def abort(self, reason: str = "aborted", *, wait: bool = True, strict: bool = False) -> bool:
         """Abort every running script of this runner, from any thread.
 
-        With ``wait`` (and off the scripts' loop) return once their process groups are gone.
+        With ``wait`` (and off the scripts' loop) return once they and all they started are gone.
         With nothing running: log a message and return False (``strict``: NoScriptRunning).
         """
         runs = [run for run in self.running if not run.done]

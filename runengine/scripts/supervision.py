@@ -1,10 +1,10 @@
 """Supervising one running script: its exit, timeout and abort, and what it left behind.
 
 :meth:`~runengine.scripts.runner.ScriptRunner.start` makes a :class:`ScriptRun` once the
-script is spawned. It waits for the script to exit (or aborts it at its timeout), runs the abort
-sequence on its whole process group, ends the processes it leaves behind, collects its output
-and status channel into its :class:`~runengine.scripts.results.ScriptResult`, and releases its
-lock.
+script is spawned under its :class:`~runengine.scripts.supervisor.Supervisor`. It waits for the
+script to exit (or aborts it at its timeout), has the supervisor run the abort sequence on every
+process the script started, ends the processes it leaves behind, collects its output and status
+channel into its :class:`~runengine.scripts.results.ScriptResult`, and releases its lock.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from .channel import StatusChannel
 from .launch import call
-from .process import OutputSink, group_members, kill_group, pump_lines, wait_group_gone
-from .results import ScriptResult
+from .process import OutputSink, pump_lines
+from .results import ScriptResult, _signal_name
+from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from .runner import ScriptRunner
@@ -33,7 +34,7 @@ logger = logging.getLogger("runengine.scripts")
 
 #: How processes left behind by a script that exited are ended.
 LEFTOVER_SEQUENCE = ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0))
-_PIPE_GRACE = 1.0  # after the group is gone, how long its output may take to arrive
+_PIPE_GRACE = 1.0  # after every process is gone, how long its output may take to arrive
 
 
 class ScriptRun:
@@ -42,8 +43,7 @@ class ScriptRun:
     def __init__(
         self,
         runner: ScriptRunner,
-        proc: asyncio.subprocess.Process,
-        exited: asyncio.Future,
+        supervisor: Supervisor,
         result: ScriptResult,
         channel: StatusChannel | None,
         sink: OutputSink,
@@ -51,25 +51,27 @@ class ScriptRun:
         *,
         timeout: float | None,
         drain: float,
-        abort_sequence: Sequence[tuple[int, float]],
         on_status: Callable[[dict], Any] | None,
     ) -> None:
         self.runner = runner
-        self.proc = proc
-        self._exited = exited
-        self.pid = self.pgid = proc.pid
+        self.supervisor = supervisor
+        self._exited = supervisor.exited
+        #: The script's pid, also its session and process group id.
+        self.pid = self.pgid = supervisor.pid
+        self.supervisor_pid = supervisor.supervisor_pid
         self.result = result
         self.channel = channel
         self.sink = sink
         self.lock = lock
         self.timeout = timeout
         self.drain = drain
-        self.abort_sequence = tuple(abort_sequence)
+        self.abort_sequence = supervisor.sequence
         self.on_status = on_status
         self.loop = asyncio.get_running_loop()
         self.started = time.monotonic()
         self._stdout: deque[str] = deque(maxlen=runner.tail)
         self._stderr: deque[str] = deque(maxlen=runner.tail)
+        proc = supervisor.proc
         self._pumps = [
             asyncio.ensure_future(pump_lines(proc.stdout, "stdout", self._stdout, sink)),
             asyncio.ensure_future(pump_lines(proc.stderr, "stderr", self._stderr, sink)),
@@ -86,7 +88,7 @@ class ScriptRun:
         return await asyncio.shield(self._done)
 
     async def abort(self, reason: str = "aborted") -> ScriptResult:
-        """Run the abort sequence on the whole process group (once); return the result."""
+        """Run the abort sequence on the script and all it started (once); return the result."""
         task = self._begin_abort(reason)
         if task is not None:
             await asyncio.shield(task)
@@ -103,53 +105,48 @@ class ScriptRun:
         """:meth:`abort` from any thread."""
         return asyncio.run_coroutine_threadsafe(self.abort(reason), self.loop)
 
-    async def _signal(self, sequence: Sequence[tuple[int, float]], why: str) -> bool:
-        """Signal the group step by step until it is empty; True if it is."""
-        for sig, grace in sequence:
-            if not group_members(self.pgid):
-                return True
-            self.sink.note(
-                f"{why}: sending {signal.Signals(sig).name} to process group {self.pgid}"
-            )
-            if not kill_group(self.pgid, sig):
-                return True
-            if await wait_group_gone(self.pgid, grace):
-                return True
-        alive = group_members(self.pgid)
-        if alive:
-            self.sink.note(f"processes {alive} survived the abort sequence", logging.ERROR)
-        return not alive
+    async def _signal(self, sequence: Sequence[tuple[int, float]], why: str) -> int:
+        """Have the supervisor run ``sequence`` on every process of the run; how many it found."""
+        found, survivors = await self.supervisor.end(sequence, why)
+        if survivors:
+            self.result.survivors = sorted(set(self.result.survivors) | set(survivors))
+            self.sink.note(f"processes {survivors} survived the abort sequence", logging.ERROR)
+        return found
 
     async def _supervise(self) -> ScriptResult:
-        result, proc = self.result, self.proc
-        exited = self._exited
+        result, exited = self.result, self._exited
         try:
             try:
                 await asyncio.wait_for(asyncio.shield(exited), self.timeout)
             except TimeoutError:
                 result.timed_out = True
                 await asyncio.shield(self._begin_abort(f"timeout after {self.timeout} s"))
-                await exited
             if self._abort_task is not None:
                 await asyncio.shield(self._abort_task)
-            result.returncode = proc.returncode
-            result.signal = -proc.returncode if proc.returncode < 0 else None
+                if not exited.done():  # it survived even SIGKILL (uninterruptible sleep)
+                    await asyncio.wait([exited], timeout=_PIPE_GRACE)
+            returncode = exited.result() if exited.done() else None
+            result.returncode = returncode
+            result.signal = -returncode if returncode is not None and returncode < 0 else None
             result.duration = time.monotonic() - self.started
             if self.channel is not None:
                 await self.channel.drain(0.0 if result.aborted else self.drain)
-            leftovers = group_members(self.pgid)
-            if leftovers:
-                result.leftovers_killed = len(leftovers)
-                await self._signal(LEFTOVER_SEQUENCE, f"{len(leftovers)} process(es) left behind")
+            result.leftovers_killed = await self._signal(LEFTOVER_SEQUENCE, "left behind")
+            if result.leftovers_killed:
+                self.sink.note(f"ended {result.leftovers_killed} process(es) left behind")
+            await self.supervisor.close()
             _, pending = await asyncio.wait(self._pumps, timeout=_PIPE_GRACE)
-            for pump in pending:  # a process outside the group still holds the pipe
+            for pump in pending:  # a process that escaped still holds the pipe
                 pump.cancel()
             self.sink.note(self._describe_exit())
             self._status("exited", {"returncode": result.returncode, "signal": result.signal})
             return result
         finally:
+            if not self.supervisor.lost:  # cancelled: the supervisor ends the rest by itself
+                self.supervisor._abandon()
             for pump in self._pumps:
                 pump.cancel()
+            self.supervisor.dispose()
             result.stdout_tail = list(self._stdout)
             result.stderr_tail = list(self._stderr)
             if self.channel is not None:
@@ -165,7 +162,7 @@ class ScriptRun:
 
     def _describe_exit(self) -> str:
         r = self.result
-        how = f"code {r.returncode}" if r.signal is None else signal.Signals(r.signal).name
+        how = f"code {r.returncode}" if r.signal is None else _signal_name(r.signal)
         extra = f" (aborted: {r.abort_reason})" if r.aborted else ""
         return f"exited with {how} after {r.duration:.3f} s{extra}"
 

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 FAST_ABORT = ((signal.SIGINT, 0.5), (signal.SIGTERM, 0.5), (signal.SIGKILL, 3.0))
+#: Shorter still, for the descendant tests (the last grace is at least 1 s anyway).
+QUICK_ABORT = ((signal.SIGINT, 0.25), (signal.SIGTERM, 0.25), (signal.SIGKILL, 3.0))
 
 SCRIPTS = {
     "hello": """
@@ -110,6 +112,59 @@ SCRIPTS = {
         sys.stdout.flush()
         print(os.getcwd())
     """,
+    # `tree KIND PIDFILE stay|exit`: starts one descendant that leaves the script's process
+    # group, then writes {"script", "supervisor", "descendant"} pids as JSON to PIDFILE (atomically)
+    # and sleeps forever (stay) or exits 0 at once (exit). KIND:
+    #   new_session: a child started with start_new_session=True (its own session and group);
+    #   daemon: a double fork (child forks, grandchild setsid()s, child exits and is reaped);
+    #   stubborn: a child in its own session that catches SIGINT and SIGTERM, notes each in
+    #             PIDFILE.signals and goes on (only SIGKILL ends it).
+    "tree": """
+        import json, os, subprocess, sys, time
+        kind, pidfile, then = sys.argv[1:4]
+        pids = {"script": os.getpid(), "supervisor": os.getppid()}
+        SLEEPER = "import time\\nwhile True:\\n    time.sleep(0.05)\\n"
+        STUBBORN = (
+            "import signal, sys, time\\n"
+            "def note(sig, frame):\\n"
+            "    with open(sys.argv[1], 'a') as f:\\n"
+            "        f.write(signal.Signals(sig).name + '\\\\n')\\n"
+            "signal.signal(signal.SIGINT, note)\\n"
+            "signal.signal(signal.SIGTERM, note)\\n"
+            "open(sys.argv[1] + '.ready', 'w').close()\\n"
+            "while True:\\n    time.sleep(0.05)\\n"
+        )
+        if kind == "new_session":
+            pids["descendant"] = subprocess.Popen(
+                [sys.executable, "-c", SLEEPER], start_new_session=True).pid
+        elif kind == "daemon":
+            r, w = os.pipe()
+            if os.fork() == 0:
+                os.close(r)
+                if os.fork() == 0:
+                    os.setsid()
+                    os.write(w, str(os.getpid()).encode())
+                    os.close(w)
+                    while True:
+                        time.sleep(0.05)
+                os._exit(0)
+            os.close(w)
+            pids["descendant"] = int(os.read(r, 64))
+            os.wait()
+        elif kind == "stubborn":
+            signals = pidfile + ".signals"
+            pids["descendant"] = subprocess.Popen(
+                [sys.executable, "-c", STUBBORN, signals], start_new_session=True).pid
+            while not os.path.exists(signals + ".ready"):
+                time.sleep(0.01)
+        with open(pidfile + ".tmp", "w") as f:
+            json.dump(pids, f)
+        os.rename(pidfile + ".tmp", pidfile)
+        if then == "exit":
+            sys.exit(0)
+        while True:
+            time.sleep(0.05)
+    """,
     # Appends a line to argv[1] each time it runs, then sleeps argv[2] seconds.
     "count_runs": """
         import sys, time
@@ -134,6 +189,23 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` no longer exists at all: dead *and* reaped (a zombie is not gone)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def stat_fields(pid: int) -> dict[str, int | str]:
+    """State, parent, process group and session of a process, from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return {
+        "state": fields[0].decode(),
+        "ppid": int(fields[1]),
+        "pgrp": int(fields[2]),
+        "session": int(fields[3]),
+    }
 
 
 def group_alive(pgid: int) -> list[int]:
