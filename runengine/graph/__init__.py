@@ -5,7 +5,7 @@
 >>> ActionGraph(a1, a2, timeout=10).run()
 
 Inside a plan: ``result = yield from runengine.plans.graph.run_graph(graph)``. The seed
-notebook's names work too: ``Engine(a1, a2, a3).orchestrate()``.
+notebook's names work too: ``Engine(a1, a2, a3).orchestrate(timeout=10)``.
 """
 
 import itertools

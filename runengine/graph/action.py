@@ -5,7 +5,9 @@ run, so a graph can be re-run or resumed), or a sub-plan: a callable returning a
 ``Msg`` that the RunEngine executes alongside the other actions. Generator functions are
 recognised as sub-plans; :class:`SubPlan` (or ``Action.plan``) says so explicitly, e.g. for a
 callable returning a list of messages. A coroutine object (the seed notebook's
-``Action(mycoro(1))``) is accepted too, but it can run only once.
+``Action(mycoro(1))``) is accepted too, but it can run only once; a graph run that ends
+without running it (skipped, never started, cancelled before it started) closes it, so that
+no "coroutine ... was never awaited" warning follows.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class Action:
     ``body(*args)`` makes the awaitable (or sub-plan generator) to run. ``critical``: a failure
     fails the whole graph. ``forever``: never meant to end; cancelled when every finite action
     is over. ``timeout``: seconds before the action fails with ActionTimeout. ``shutdown``: a
-    callable (sync or returning an awaitable) run once at the end of each graph run.
+    callable (sync or returning an awaitable); actions naming the same one share it, and it
+    runs once per graph run, after the last of them (see ``runengine.graph.shutdowns``).
     ``locks``: hardware locks held for the action's duration (see ``runengine.graph.locking``).
     """
 
@@ -96,6 +99,7 @@ class Action:
         self._plan_state: Any = None  # a sub-plan cut short by a pause, kept to resume in place
         self._once = inspect.isawaitable(body) or inspect.isgenerator(body)
         self._used = False
+        self._closed = False  # a one-shot body closed unrun
         if body is not None and not self._once and not callable(body):
             raise TypeError(
                 f"An action's body must be a callable returning an awaitable or a plan, "
@@ -150,9 +154,11 @@ class Action:
         """Call the body: ``(AWAIT, awaitable)``, ``(PLAN, generator)`` or ``(VALUE, value)``."""
         if self._once:
             if self._used:
+                how = "was closed unrun by an earlier graph run" if self._closed else "ran"
                 raise RuntimeError(
                     f"{self.text_label!r} was given a coroutine (or generator) object, which "
-                    "runs only once; give the function and its arguments to run it again"
+                    f"runs only once (it {how}); give the function and its arguments to run "
+                    "it again"
                 )
             self._used = True
             made = self.body
@@ -165,6 +171,16 @@ class Action:
         if self.kind == PLAN:
             return PLAN, ensure_generator(made)
         return VALUE, made
+
+    def _discard(self) -> None:
+        """This graph run ends without running the body: close a one-shot coroutine (or
+        generator) object, and a sub-plan kept for a resume that will not come."""
+        self._drop_plan_state()
+        if self._once and not self._used:
+            self._used = self._closed = True
+            close = getattr(self.body, "close", None)  # coroutines, generators (not futures)
+            if callable(close):
+                close()
 
     def _reset(self) -> None:
         self.state = IDLE

@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from .result import ActionStatus, SubPlanError
+from .result import FINISHED, ActionStatus, SubPlanError
 
 if TYPE_CHECKING:
     from .action import Action
@@ -24,13 +24,16 @@ class RunContext:
     """A standalone graph run: listeners only, no sub-plans.
 
     ``key`` identifies the place a graph was interrupted in: a graph re-run with the same key
-    resumes (only incomplete actions run again); any other key starts afresh.
+    resumes (only incomplete actions run again); any other key starts afresh. ``shutdowns``
+    is the run's :class:`~runengine.graph.shutdowns.ShutdownHooks`, told of every action that
+    ends.
     """
 
     alongside = False
 
     def __init__(self) -> None:
         self.key: Any = object()
+        self.shutdowns: Any = None
 
     def status(self, action: Action, state: str, exc: BaseException | None = None) -> None:
         """Tell every graph from ``action`` up to the top about a state change."""
@@ -42,6 +45,8 @@ class RunContext:
             for listener in list(graph._listeners):
                 listener(event)
             graph = graph._graph
+        if state in FINISHED and self.shutdowns is not None:
+            self.shutdowns.ended(action)
 
     async def run_plan(self, action: Action, state: Any) -> Any:
         """Run a sub-plan action: only a RunEngine can."""
@@ -54,6 +59,11 @@ class RunContext:
     def interruption(self) -> str | None:
         """What is cancelling the graph from outside: 'pause', 'abort'... or None."""
         return None
+
+    def keep_for_resume(self, graph: Any) -> bool:
+        """``graph`` was cut short by :meth:`interruption`: True if a resume may run it again
+        in this context (its unrun one-shot bodies are then kept, not closed)."""
+        return False
 
     def make_plan_state(self, action: Action, gen: Any) -> Any:
         """Wrap a new sub-plan generator for :meth:`run_plan`."""

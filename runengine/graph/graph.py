@@ -1,15 +1,18 @@
 """ActionGraph: actions run concurrently as their requirements allow; itself an action (nesting).
 
 Semantics (asynciojobs 0.19 where it is safe, see docs): every action whose requirements are
-done starts, at most ``window`` at a time; a critical failure cancels everything else, runs the
-shutdown hooks once and raises :class:`GraphFailed`; a non-critical one leaves the result
-``ok=False`` and (``on_failed_requirement="skip"``) skips its dependants; ``timeout`` bounds the
-whole run (:class:`GraphTimeout`); forever actions are cancelled once the finite ones are over.
+done starts, at most ``window`` at a time; a critical failure cancels everything else and raises
+:class:`GraphFailed`; a non-critical one leaves the result ``ok=False`` and
+(``on_failed_requirement="skip"``) skips its dependants; ``timeout`` bounds the whole run: what
+still runs then ends TIMEOUT and a critical graph raises :class:`GraphTimeout`; forever actions
+are cancelled once the finite ones are over. Each distinct shutdown hook runs once per run,
+after the last of its users (:mod:`runengine.graph.shutdowns`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,7 +22,6 @@ from . import listing
 from .action import Action, flatten
 from .context import RunContext, settle
 from .result import (
-    CANCELLED,
     DONE,
     FAILURES,
     FINISHED,
@@ -27,13 +29,26 @@ from .result import (
     SCHEDULED,
     SKIPPED,
     GraphCycleError,
-    GraphFailed,
     GraphResult,
-    GraphTimeout,
+    conclude,
 )
-from .running import run_action, shutdown
+from .running import run_action
+from .shutdowns import ShutdownHooks
 
 __all__ = ["ActionGraph"]
+
+_OWN = object()  # a run bounded by the graph's own ``timeout``
+
+
+def _checked_timeout(timeout: Any) -> float | None:
+    """None (no limit), or seconds >= 0; ``math.inf`` is no limit too."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"a graph's timeout is a number of seconds or None, not {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"a graph's timeout is >= 0 seconds (or None), not {timeout!r}")
+    return None if math.isinf(timeout) else float(timeout)
 
 
 class ActionGraph(Action):
@@ -41,7 +56,8 @@ class ActionGraph(Action):
     on_failed_requirement="skip", shutdown_timeout=1.0, resume="incomplete")``.
 
     ``run()`` (alias ``orchestrate()``) runs it standalone; ``yield from run_graph(graph)``
-    inside a plan. ``resume``: after an interrupted run (a pause) the next run in the same
+    inside a plan. ``timeout``: seconds the whole run may take (``run(timeout=)`` overrides it
+    for one run). ``resume``: after an interrupted run (a pause) the next run in the same
     RunEngine call re-runs only the ``"incomplete"`` actions, or everything (``"restart"``).
     """
 
@@ -68,7 +84,7 @@ class ActionGraph(Action):
         super().__init__(
             None, label=label, critical=critical, requires=requires, shutdown=shutdown, locks=locks
         )
-        self.graph_timeout = timeout
+        self.graph_timeout = _checked_timeout(timeout)
         self.window = window
         self.on_failed_requirement = on_failed_requirement
         self.shutdown_timeout = shutdown_timeout
@@ -80,6 +96,8 @@ class ActionGraph(Action):
         self._ending: asyncio.Future | None = None
         self._why = "NOT RUN"
         self._started_at: float | None = None
+        self._run_timeout: float | None = None  # the timeout of the current (last) run
+        self._cutting = False  # its timeout ran out: what ends now ends TIMEOUT
         self.last_result: GraphResult | None = None
         self.shutdown_errors: dict[Action, BaseException] = {}
         self.update(actions)
@@ -154,11 +172,13 @@ class ActionGraph(Action):
             visit(action, [])
         return order
 
-    def check(self, alongside: bool = False) -> None:
-        """Refuse, before anything runs: cycles, and forever-only graphs without a timeout."""
+    def check(self, alongside: bool = False, timeout: Any = _OWN) -> None:
+        """Refuse, before anything runs: cycles, and forever-only graphs without a timeout
+        (``timeout``: the one the run will have, if not the graph's own)."""
         self.topological_order()
+        limit = self.graph_timeout if timeout is _OWN else _checked_timeout(timeout)
         finite = [a for a in self.actions if not a.forever]
-        if self.actions and not finite and self.graph_timeout is None and not alongside:
+        if self.actions and not finite and limit is None and not alongside:
             raise ValueError(
                 f"{self.text_label}: every action is forever and there is no timeout, so it "
                 "would never end; give the graph a timeout or a finite action"
@@ -181,27 +201,36 @@ class ActionGraph(Action):
         return start
 
     # ---- running -----------------------------------------------------------------------------
-    def run(self) -> GraphResult:
+    def run(self, timeout: Any = _OWN) -> GraphResult:
         """Run the graph on a new event loop (``asyncio.run``); see :meth:`co_run`."""
         if asyncio._get_running_loop() is not None:
             raise RuntimeError("An event loop is running here: use `await graph.co_run()`")
-        return asyncio.run(self.co_run())
+        return asyncio.run(self.co_run(timeout))
 
-    def orchestrate(self) -> bool:
-        """The seed's name for :meth:`run`: True when every action is done."""
-        return self.run().ok
+    def orchestrate(self, timeout: Any = _OWN) -> bool:
+        """The seed's name for :meth:`run`: True when every action is done, False when a
+        non-critical graph failed or ran out of time (a critical one raises GraphFailed or
+        GraphTimeout). ``timeout``: at most that many seconds for the whole graph, this run."""
+        return self.run(timeout).ok
 
-    async def co_run(self) -> GraphResult:
-        """Run on the running loop; returns a GraphResult, raises GraphFailed/GraphTimeout."""
-        return await self._co_run(RunContext())
+    async def co_run(self, timeout: Any = _OWN) -> GraphResult:
+        """Run on the running loop; returns a GraphResult, raises GraphFailed/GraphTimeout.
+
+        ``timeout`` (seconds, or None for no limit) bounds this run instead of the graph's
+        ``timeout``: when it runs out, what still runs is cancelled and ends TIMEOUT (forever
+        actions CANCELLED), the shutdown hooks run, and ``result.timed_out`` lists them."""
+        return await self._co_run(RunContext(), timeout=timeout)
 
     def end(self) -> None:
         """Ask a running graph to stop now: everything still running ends CANCELLED."""
         if self._ending is not None and not self._ending.done():
             self._ending.set_result(None)
 
-    async def _co_run(self, ctx: RunContext, nested: bool = False) -> GraphResult:
-        self.check(ctx.alongside)
+    async def _co_run(
+        self, ctx: RunContext, nested: bool = False, timeout: Any = _OWN
+    ) -> GraphResult:
+        limit = self.graph_timeout if timeout is _OWN else _checked_timeout(timeout)
+        self.check(ctx.alongside, limit)
         if not nested:
             self._number()
         resuming = self.resume == "incomplete" and self._interrupted_in is ctx.key
@@ -220,7 +249,11 @@ class ActionGraph(Action):
         start = loop.time()
         self._started_at = time.time()
         self._why = "RUNNING"
-        deadline = None if self.graph_timeout is None else start + self.graph_timeout
+        self._run_timeout = limit
+        deadline = None if limit is None else start + limit
+        hooks = None if nested else ShutdownHooks(self)
+        if hooks is not None:
+            ctx.shutdowns = hooks
         window = asyncio.Semaphore(self.window) if self.window else None
         tasks: dict[asyncio.Future, Action] = {}
         self._ending = ending = loop.create_future()
@@ -265,15 +298,23 @@ class ActionGraph(Action):
             interrupted = True
             raise
         finally:
+            self._cutting = timed_out  # the tasks cancelled now ran out of time
             again = await settle(list(tasks))
+            self._cutting = False
             self._ending = None
-            self.shutdown_errors = await shutdown(self, nested)
+            kept = interrupted and ctx.keep_for_resume(self)
+            if not kept:
+                for action in self.iterate(True):
+                    action._discard()  # a one-shot body that will not run: closed
+            if hooks is not None:
+                again = await hooks.close() or again
+                ctx.shutdowns = None
             if interrupted:
-                self._interrupted_in = ctx.key
+                self._interrupted_in = ctx.key if kept else None
                 self._why = "INTERRUPTED"
             if again and not interrupted:
                 raise asyncio.CancelledError
-        return self._conclude(loop.time() - start, failure, timed_out, nested, ended)
+        return conclude(self, loop.time() - start, failure, timed_out, nested, ended)
 
     def _start_ready(
         self, candidates: list, reqs: dict, succ: dict, tasks: dict, window: Any, ctx: RunContext
@@ -290,6 +331,9 @@ class ActionGraph(Action):
                 continue
             if self.on_failed_requirement == "skip" and any(r.state != DONE for r in required):
                 action.state = SKIPPED
+                inner = action.iterate(True) if isinstance(action, ActionGraph) else ()
+                for unrun in (action, *inner):
+                    unrun._discard()  # it will not run in this run: a one-shot body closed
                 ctx.status(action, SKIPPED)
                 skipped += not action.forever
                 queue.extend(succ[action])
@@ -298,40 +342,6 @@ class ActionGraph(Action):
             ctx.status(action, SCHEDULED)
             tasks[asyncio.ensure_future(run_action(self, action, window, ctx))] = action
         return skipped
-
-    def _conclude(
-        self, elapsed: float, failure: Action | None, timed_out: bool, nested: bool, ended: bool
-    ) -> GraphResult:
-        clean = all(_clean(a) or (ended and a.state in (CANCELLED, IDLE)) for a in self.actions)
-        if failure is not None:
-            self._why = f"a CRITICAL action has raised an exception: {failure.text_label}"
-        elif timed_out:
-            self._why = f"TIMED OUT after {self.graph_timeout}s"
-        elif not clean:
-            self._why = "a non-critical action failed"
-        else:
-            self._why = "ENDED" if ended else "FINE"
-        result = GraphResult(
-            self,
-            ok=failure is None and not timed_out and clean,
-            why=self._why,
-            elapsed=elapsed,
-            states={a: a.state for a in self.actions},
-            results={a: a._value for a in self.actions if a.state == DONE},
-            errors={a: a._exc for a in self.actions if a._exc is not None},
-            shutdown_errors=self.shutdown_errors,
-        )
-        self.last_result = result
-        if timed_out and self.critical:
-            raise GraphTimeout(None, result)
-        if failure is not None and self.critical:
-            if nested:  # a nested critical graph propagates its inner exception
-                raise failure._exc
-            raise GraphFailed(failure._exc, result) from failure._exc
-        if nested and not result.ok and (failure is not None or timed_out):
-            error = GraphTimeout(None, result) if timed_out else GraphFailed(failure._exc, result)
-            raise error
-        return result
 
     # ---- introspection -----------------------------------------------------------------------
     @property
@@ -360,11 +370,3 @@ class ActionGraph(Action):
 
     def __len__(self) -> int:
         return len(self.actions)
-
-
-def _clean(action: Action) -> bool:
-    if action.state == CANCELLED and action.forever:
-        return True
-    if isinstance(action, ActionGraph) and action.last_result is not None:
-        return action.state == DONE and action.last_result.ok
-    return action.state == DONE

@@ -29,6 +29,7 @@ __all__ = [
     "GraphResult",
     "GraphTimeout",
     "SubPlanError",
+    "conclude",
 ]
 
 # The life of an action: idle -> scheduled (waiting for a window slot) -> running -> an end.
@@ -37,7 +38,7 @@ SCHEDULED = "scheduled"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
-TIMEOUT = "timeout"  # its own timeout expired
+TIMEOUT = "timeout"  # its own timeout expired, or its graph's while it waited or ran
 CANCELLED = "cancelled"  # a forever action at the end, or anything cut by a failure/interruption
 SKIPPED = "skipped"  # a requirement failed (on_failed_requirement="skip")
 FINISHED = frozenset({DONE, FAILED, TIMEOUT, CANCELLED, SKIPPED})
@@ -67,7 +68,8 @@ class SubPlanError(GraphError):
 
 
 class ActionTimeout(GraphError, TimeoutError):
-    """An action ran longer than its own ``timeout``."""
+    """An action ran longer than its own ``timeout``, or was still waiting or running when
+    its graph's ``timeout`` ran out."""
 
 
 class GraphFailed(GraphError):
@@ -85,10 +87,14 @@ class GraphFailed(GraphError):
 
 
 class GraphTimeout(GraphFailed, TimeoutError):
-    """The whole graph ran longer than its ``timeout``."""
+    """The whole graph ran longer than its ``timeout``; ``result.timed_out`` says which
+    actions ran out of time."""
 
     def __str__(self) -> str:
-        return self.result.why if self.result is not None else "graph timed out"
+        if self.result is None:
+            return "graph timed out"
+        late = ", ".join(a.text_label for a in self.result.timed_out)
+        return f"{self.result.why} (timed out: {late})" if late else self.result.why
 
 
 @dataclass
@@ -110,8 +116,65 @@ class GraphResult:
     def __getitem__(self, action: Action) -> Any:
         return self.results[action]
 
+    @property
+    def timed_out(self) -> list[Action]:
+        """The actions that ran out of time (their own timeout, or the graph's), in order."""
+        return [a for a, state in self.states.items() if state == TIMEOUT]
+
     def __repr__(self) -> str:
         return (
             f"<GraphResult {self.graph.text_label!r} ok={self.ok} why={self.why!r} "
             f"{self.graph.stats()} in {self.elapsed:.3f}s>"
         )
+
+
+def conclude(
+    graph: ActionGraph,
+    elapsed: float,
+    failure: Action | None,
+    timed_out: bool,
+    nested: bool,
+    ended: bool,
+) -> GraphResult:
+    """The GraphResult of a run of ``graph`` that just ended, or the exception it raises:
+    GraphTimeout, GraphFailed (or, nested and critical, the inner exception itself)."""
+    clean = all(_clean(a) or (ended and a.state in (CANCELLED, IDLE)) for a in graph.actions)
+    if failure is not None:
+        graph._why = f"a CRITICAL action has raised an exception: {failure.text_label}"
+    elif timed_out:
+        graph._why = f"TIMED OUT after {graph._run_timeout}s"
+    elif not clean:
+        graph._why = "a non-critical action failed"
+    else:
+        graph._why = "ENDED" if ended else "FINE"
+    result = GraphResult(
+        graph,
+        ok=failure is None and not timed_out and clean,
+        why=graph._why,
+        elapsed=elapsed,
+        states={a: a.state for a in graph.actions},
+        results={a: a._value for a in graph.actions if a.state == DONE},
+        errors={a: a._exc for a in graph.actions if a._exc is not None},
+        shutdown_errors=graph.shutdown_errors,
+    )
+    graph.last_result = result
+    if timed_out and graph.critical:
+        raise GraphTimeout(None, result)
+    if failure is not None and graph.critical:
+        if nested:  # a nested critical graph propagates its inner exception
+            raise failure._exc  # type: ignore[misc]
+        raise GraphFailed(failure._exc, result) from failure._exc
+    if nested and timed_out:  # a nested non-critical graph fails only itself
+        raise GraphTimeout(None, result)
+    if nested and failure is not None:
+        raise GraphFailed(failure._exc, result)
+    return result
+
+
+def _clean(action: Action) -> bool:
+    if action.state == CANCELLED and action.forever:
+        return True
+    last = getattr(action, "last_result", None)  # a nested graph: done, and fine inside
+    if last is not None:
+        return action.state == DONE and last.ok
+    return action.state == DONE

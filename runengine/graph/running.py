@@ -1,4 +1,4 @@
-"""Running one action of a graph: window slot, hardware locks, timeout, body; shutdown hooks."""
+"""Running one action of a graph: window slot, hardware locks, timeout, body."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from typing import Any
 from .action import AWAIT, PLAN, Action
 from .context import RunContext, settle
 from .locking import held
-from .result import CANCELLED, DONE, FAILED, RUNNING, TIMEOUT, ActionTimeout
+from .result import CANCELLED, DONE, FAILED, RUNNING, TIMEOUT, ActionTimeout, GraphTimeout
 
-__all__ = ["bounded", "run_action", "shutdown"]
+__all__ = ["bounded", "cut_by_deadline", "run_action"]
 
 
 async def run_action(graph: Any, action: Action, window: Any, ctx: RunContext) -> None:
     """Run one action in its task: window slot, locks, body; record how it ended.
 
-    Raises only CancelledError (after marking the action CANCELLED)."""
+    Raises only CancelledError (after marking the action CANCELLED). Cut short by a graph's
+    timeout (its own graph's or an enclosing one's), a finite action ends TIMEOUT instead."""
     slot = False
     try:
         if window is not None:
@@ -27,10 +28,21 @@ async def run_action(graph: Any, action: Action, window: Any, ctx: RunContext) -
         async with held(action.locks, action.text_label):
             value = await _body(action, ctx)
     except asyncio.CancelledError:
-        action.state = CANCELLED
-        ctx.status(action, CANCELLED)
+        cutter = None if action.forever else cut_by_deadline(graph)
+        if cutter is None:
+            action.state = CANCELLED
+            ctx.status(action, CANCELLED)
+            raise
+        was = "running" if action.state == RUNNING else "waiting for a window slot"
+        exc = ActionTimeout(
+            f"{action.text_label!r} was still {was} when the timeout of "
+            f"{cutter.text_label!r} ({cutter._run_timeout}s) ran out"
+        )
+        action._exc = exc
+        action.state = TIMEOUT
+        ctx.status(action, TIMEOUT, exc)
         raise
-    except ActionTimeout as exc:
+    except (ActionTimeout, GraphTimeout) as exc:
         action._exc = exc
         action.state = TIMEOUT
         ctx.status(action, TIMEOUT, exc)
@@ -71,29 +83,15 @@ async def _body(action: Action, ctx: RunContext) -> Any:
     return value
 
 
-async def shutdown(graph: Any, nested: bool) -> dict[Action, BaseException]:
-    """Run the shutdown hooks once, concurrently, within ``graph.shutdown_timeout``."""
-    hooks = [a for a in graph.actions if a.shutdown is not None]
-    if not nested and graph.shutdown is not None:
-        hooks.append(graph)
-    errors: dict[Action, BaseException] = {}
-    futures: dict[asyncio.Future, Action] = {}
-    for action in hooks:
-        try:
-            made = action.shutdown()
-            if asyncio.iscoroutine(made) or isinstance(made, asyncio.Future):
-                futures[asyncio.ensure_future(made)] = action
-        except Exception as exc:
-            errors[action] = exc
-    if futures:
-        _, pending = await asyncio.wait(futures, timeout=graph.shutdown_timeout)
-        await settle(pending)
-        for fut, action in futures.items():
-            if fut in pending:
-                errors[action] = TimeoutError(f"shutdown took over {graph.shutdown_timeout}s")
-            elif fut.exception() is not None:
-                errors[action] = fut.exception()
-    return errors
+def cut_by_deadline(graph: Any) -> Any:
+    """The graph, ``graph`` or one enclosing it, whose timeout is cutting its actions short."""
+    seen = set()
+    while graph is not None and id(graph) not in seen:
+        seen.add(id(graph))
+        if graph._cutting:
+            return graph
+        graph = graph._graph
+    return None
 
 
 async def bounded(awaitable: Any, action: Action) -> Any:

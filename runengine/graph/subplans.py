@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bluesky.utils import IllegalMessageSequence, Msg
 
+from ..call import CallHooks
 from ..commands.spec import SUBPLAN_FORBIDDEN as FORBIDDEN
 from ..eager import Suspended
 from .context import RunContext
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ..call import CallContext
     from .action import Action
 
-__all__ = ["PlanContext", "PlanState"]
+__all__ = ["KeptForResume", "PlanContext", "PlanState"]
 
 STATUS_KEYS = {
     "action_id": {"dtype": "integer", "shape": [], "source": "action_graph"},
@@ -119,6 +120,15 @@ class PlanContext(RunContext):
     def interruption(self) -> str | None:
         interrupt = self.ex.interrupt
         return interrupt[0] if interrupt is not None else None
+
+    def keep_for_resume(self, graph: Any) -> bool:
+        """A pause or suspension may resume ``graph`` in this call: keep what it did not run
+        yet, until the call ends (then :class:`KeptForResume` closes it, if still unrun)."""
+        if self.interruption() not in ("pause", "suspend"):
+            return False
+        call = self.ex
+        call.slot(KeptForResume, lambda: call.attach(KeptForResume())).graphs[graph] = None
+        return True
 
     # ---- sub-plans --------------------------------------------------------------------------
     def make_plan_state(self, action: Action, gen: Any) -> PlanState:
@@ -231,6 +241,22 @@ class PlanContext(RunContext):
         if obj is not None and obj not in ex.seen:
             ex.seen[obj] = None
         return ex.handle(msg)
+
+
+class KeptForResume(CallHooks):
+    """The graphs a pause cut short in one call. When the call ends, those still waiting for
+    their resume (an abort from paused, a stop) close their unrun one-shot bodies and the
+    sub-plans they kept: nothing will run them."""
+
+    def __init__(self) -> None:
+        self.graphs: dict[Any, None] = {}
+
+    def ended(self, call: CallContext) -> None:
+        for graph in self.graphs:
+            if graph._interrupted_in is call:
+                graph._interrupted_in = None
+                for action in graph.iterate(True):
+                    action._discard()
 
 
 async def _settled(response: Any) -> Any:
