@@ -149,6 +149,8 @@ class Session:
         images = self.namespace["store"].directory / IMAGES_DIR  # the detectors write files
         self.beamline = self._exit.enter_context(Beamline(image_dir=images))
         self.namespace["bl"] = self.beamline
+        # A device that loses its IOC suspends the plan at once; it resumes when all are back.
+        self.namespace["RE"].install_suspender(self.beamline.disconnect_suspender())
         for spec in self.beamline.specs.values():  # the labels of runengine.devices.table
             for row in spec.devices:
                 device = self.beamline.devices.get(row.name)

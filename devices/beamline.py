@@ -21,12 +21,21 @@ from pathlib import Path
 
 from ophyd import Device
 
+from runengine.suspenders.connection import SuspendOnDisconnect
+
+from .ca_search import search_now
 from .errors import DeviceError
 from .hardware import IOCHealth
 from .launcher import IOCProcess, start_all, unique_prefix, use_loopback_client
 from .table import IOC_MODULES, ioc_specs
 
-__all__ = ["IOC_MODULES", "Beamline", "DeviceConnectionError", "connect_all"]
+__all__ = [
+    "IOC_MODULES",
+    "Beamline",
+    "DeviceConnectionError",
+    "SuspendOnDisconnect",
+    "connect_all",
+]
 
 
 class DeviceConnectionError(DeviceError, ConnectionError):
@@ -134,6 +143,22 @@ class Beamline:
         self.health.clear()
         for ioc in self.iocs.values():
             ioc.stop()
+
+    def disconnect_suspender(
+        self, *, sleep: float = 0.5, grace: float = 2.0
+    ) -> SuspendOnDisconnect:
+        """A :class:`SuspendOnDisconnect` over every device and IOC heartbeat of the beamline,
+        which also makes the client search again while tripped (a restarted IOC is found
+        within a few tenths of a second): ``RE.install_suspender(bl.disconnect_suspender())``.
+        ``runengine shell`` and ``runengine run`` install one."""
+        if not self.devices:
+            raise RuntimeError("the beamline is not started: no devices to watch")
+        return SuspendOnDisconnect(
+            [*self.devices.values(), *self.health.values()],
+            sleep=sleep,
+            grace=grace,
+            nudge=search_now,
+        )
 
     def __enter__(self) -> Beamline:
         return self.start()

@@ -15,7 +15,7 @@ import caproto
 
 from .ports import LOOPBACK
 
-__all__ = ["ioc_answers"]
+__all__ = ["ioc_answers", "search_now"]
 
 _BROADCASTER = caproto.Broadcaster(caproto.CLIENT)  # parses the IOCs' search replies
 
@@ -75,3 +75,20 @@ def _answers(datagram: bytes) -> bool:
     # public sans-I/O parsing (sync.client.search reads the whole EPICS_CA_ADDR_LIST instead)
     commands = _BROADCASTER.recv(datagram, (LOOPBACK, 0))
     return any(isinstance(c, caproto.SearchResponse) for c in commands)
+
+
+def search_now() -> None:
+    """Make ophyd's Channel Access client re-send its unanswered searches now.
+
+    caproto backs its searches off to one every 5 s; a restarted IOC is found at the next
+    one. This asks the client's shared broadcaster for an immediate round (its public
+    ``search_now``), which also restarts the back-off from its shortest interval. A no-op
+    unless ophyd's control layer is caproto.
+    """
+    import ophyd
+
+    if getattr(ophyd.cl, "name", None) != "caproto":
+        return
+    from caproto.threading.pyepics_compat import PV
+
+    PV.default_context().broadcaster.search_now()

@@ -166,6 +166,8 @@ class Execution(CallContext):
                 except Exception as err:
                     response, exc = None, err
                     self._raised_by_replayed = cached
+                    if cached and self.interrupt is None:
+                        await self._await_explanation(err)
                 except KeyboardInterrupt:
                     response, exc = None, None
                     self._rogue_interrupt()
@@ -264,6 +266,26 @@ class Execution(CallContext):
             self.exit_status = "fail"
             self.reason = self.reason or str(err) or repr(err)
             self.exception = self.error = err
+
+    async def _await_explanation(self, err: Exception) -> None:
+        """Give a suspension that ``err`` foretells (a device disconnected: the suspender's
+        callback is on its way) the time an installed suspender's ``failure_grace(err)``
+        asks for; if it comes, the message is replayed after it instead of ``err`` thrown."""
+        grace = 0.0
+        for suspender in self.engine.suspenders:
+            explains = getattr(suspender, "failure_grace", None)
+            if explains is not None:
+                try:
+                    grace = max(grace, float(explains(err)))
+                except Exception:
+                    logger.exception("%r.failure_grace raised", suspender)
+        if grace <= 0:
+            return
+        deadline = self.loop.time() + grace
+        while self.interrupt is None and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the failure path only, and bounded by the grace
+        if self.interrupt is None:
+            logger.info("No suspension came within %.1f s of %r: it is the plan's", grace, err)
 
     # ---- requests, from the controller (on the loop thread) -------------------------------
     def cut_short(self, kind: str, payload: Any) -> None:

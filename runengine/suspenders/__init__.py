@@ -3,6 +3,7 @@
 - :class:`SuspendWhileLocked` (:mod:`.locked`): while someone else holds a hardware lock.
 - :class:`SuspendOnExpired` (:mod:`.expired`): while agents of a heartbeat registry are silent.
 - :class:`SuspendWhileFileExists` (:mod:`.file`): while a file exists at a path.
+- :class:`SuspendOnDisconnect` (:mod:`.connection`): while a device has lost its connection.
 
 Each loads when first asked for, so importing one does not import the others' features
 (locks, the heartbeat registry, the agents). Each feature's façade re-exports its own
@@ -15,13 +16,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .connection import SuspendOnDisconnect
     from .expired import SuspendOnExpired
     from .file import SuspendWhileFileExists
     from .locked import SuspendWhileLocked
 
-__all__ = ["SuspendOnExpired", "SuspendWhileFileExists", "SuspendWhileLocked"]
+__all__ = [
+    "SuspendOnDisconnect",
+    "SuspendOnExpired",
+    "SuspendWhileFileExists",
+    "SuspendWhileLocked",
+]
 
 _MODULES = {
+    "SuspendOnDisconnect": "connection",
     "SuspendOnExpired": "expired",
     "SuspendWhileFileExists": "file",
     "SuspendWhileLocked": "locked",

@@ -9,20 +9,22 @@ from bluesky.suspenders import SuspenderBase
 
 import runengine.suspenders as suspenders
 
-NAMES = ["SuspendOnExpired", "SuspendWhileFileExists", "SuspendWhileLocked"]
+NAMES = ["SuspendOnDisconnect", "SuspendOnExpired", "SuspendWhileFileExists", "SuspendWhileLocked"]
 FEATURE_PATHS = {
+    "SuspendOnDisconnect": ["runengine.devices.beamline"],
     "SuspendWhileLocked": ["runengine.locks"],
     "SuspendOnExpired": ["runengine.heartbeats"],
     "SuspendWhileFileExists": ["runengine.agents", "runengine.agents.files"],
 }
 HOMES = {
+    "SuspendOnDisconnect": "runengine.suspenders.connection",
     "SuspendWhileLocked": "runengine.suspenders.locked",
     "SuspendOnExpired": "runengine.suspenders.expired",
     "SuspendWhileFileExists": "runengine.suspenders.file",
 }
 
 
-def test_the_facade_exports_all_three():
+def test_the_facade_exports_them_all():
     assert sorted(suspenders.__all__) == NAMES
     assert set(NAMES) <= set(dir(suspenders))
     for name in NAMES:
