@@ -137,7 +137,7 @@ def run_ioc_foreground(name: str, prefix: str | None, port: int | None) -> int:
     print(f"IOC {name} on 127.0.0.1:{port}, PVs {prefix}*  (Ctrl+C stops it)")
     print("Clients: " + " ".join(f"{k}={v!r}" for k, v in client_env([port]).items()))
     command = [sys.executable, "-m", specs[name].module, "--prefix", prefix]
-    command += ["--interfaces", "127.0.0.1", "-v"]
+    command += ["--interfaces", "127.0.0.1"]  # caproto's default: its context logs at INFO
     proc = subprocess.Popen(command, env=env)
     try:
         return proc.wait()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -86,6 +87,34 @@ class NoDelayContext(Context):
         return await super().tcp_handler(client, addr)
 
 
+class QuietBeacons(logging.Filter):
+    """Turn caproto's 'Failed to send beacon' tracebacks into one line, once.
+
+    Our IOCs beacon to a loopback port where a CA repeater may or may not listen; with none,
+    every beacon fails with ``ConnectionRefusedError`` and caproto logs a full traceback each
+    time. Nothing is wrong: clients find the IOC by searching. Other errors pass unchanged.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        refused = isinstance(exc, ConnectionRefusedError) or isinstance(
+            getattr(exc, "__cause__", None), ConnectionRefusedError
+        )  # caproto wraps it in a CaprotoNetworkError
+        if not (refused and str(record.msg).startswith("Failed to send beacon")):
+            return True
+        if self.told:
+            return False
+        self.told = True
+        record.msg = "No beacon listener on %r (no CA repeater); clients find the IOC by search"
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def serve(pvdb: dict, interfaces: list[str] | None = None, log_pv_names: bool = False) -> None:
     """Serve ``pvdb`` until SIGINT (shutdown hooks run, exit code 0).
 
@@ -96,6 +125,7 @@ def serve(pvdb: dict, interfaces: list[str] | None = None, log_pv_names: bool = 
     """
     if "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC" not in os.environ:
         server_common.HIGH_LOAD_TIMEOUT = HIGH_LOAD_TIMEOUT
+    logging.getLogger("caproto.ctx").addFilter(QuietBeacons())  # this IOC process only
 
     async def _serve() -> None:  # the context must be made inside the running loop
         await NoDelayContext(pvdb, interfaces).run(log_pv_names=log_pv_names)

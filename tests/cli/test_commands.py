@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -151,9 +152,11 @@ def test_resume_from_the_prompt_completes_every_point_once(store):
 
 @pytest.mark.integration
 def test_ioc_runs_one_ioc_in_the_foreground_until_ctrl_c():
+    """It serves, logs at INFO, and says once (no traceback) that nobody hears its beacons."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "runengine.cli.main", "ioc", "temperature", "--prefix", "fg:"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -169,9 +172,14 @@ def test_ioc_runs_one_ioc_in_the_foreground_until_ctrl_c():
             timeout=30,
         )
         assert "fg:RBV" in read.stdout and "295" in read.stdout, read.stdout + read.stderr
+        time.sleep(1.0)  # caproto beacons every few tenths of a second at first
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        log, _ = proc.communicate(timeout=10)  # caproto logs to stdout
+    assert proc.returncode == 0
+    assert "Traceback" not in log and "DEBUG" not in log, log
+    assert log.count("No beacon listener") == 1, log
+    assert "[I " in log and "Server startup complete" in log  # caproto's INFO lines
 
 
 def test_a_startup_file_adds_its_names_to_the_session(store, tmp_path, capsys):
