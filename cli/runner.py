@@ -81,7 +81,9 @@ def read_answer(prompt: str, stdin: TextIO | None = None) -> str:
     if not tty:  # input() writes its prompt from Python then, and reads no terminal
         return input(prompt)
     show_prompt(prompt)
-    while not select.select([fd], [], [], SLICE)[0]:
+    poller = select.poll()  # not select.select: a busy process may hold fds past 1023
+    poller.register(fd, select.POLLIN)
+    while not poller.poll(SLICE * 1000):
         pass  # a terminal line is readable once whole (or at the end of input)
     line = stdin.readline()
     if not line:

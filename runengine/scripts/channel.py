@@ -156,10 +156,11 @@ class StatusChannel(asyncio.DatagramProtocol):
             return False
         sock = self.transport.get_extra_info("socket")
         try:
-            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+            poller = select.poll()  # select.select refuses fds past 1023
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return False
-        return bool(readable)
 
     async def drain(self, seconds: float) -> None:
         """Take what was already sent; wait up to ``seconds`` for open publishers to stop."""

@@ -142,10 +142,14 @@ class Subreaper:
         """Until a signal (a child's exit), a command or ``timeout``; reads what came."""
         control = self.control.fileno()
         watched = [self.wake_r, control] if self.readable else [self.wake_r]
+        poller = select.poll()  # select.select refuses fds past 1023
+        for fd in watched:
+            poller.register(fd, select.POLLIN)
         try:
-            ready, _, _ = select.select(watched, [], [], timeout)
+            events = poller.poll(None if timeout is None else timeout * 1000)
         except InterruptedError:
             return
+        ready = [fd for fd, _ in events]
         if self.wake_r in ready:
             try:
                 while os.read(self.wake_r, 512):

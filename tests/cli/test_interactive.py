@@ -46,6 +46,7 @@ def spawn_shell(tmp_path, simple: bool = True):
         ["-m", "runengine.cli.main", "shell", "--sim"],
         env=env,
         encoding="utf-8",
+        use_poll=True,  # select() refuses fds past 1023
         timeout=60,
         dimensions=(50, 200),
     )
@@ -291,6 +292,26 @@ def test_a_panic_while_running_shows_the_panic_help_not_resume(shell):
     assert "RE.resume()" not in out[out.rfind("RE(scan") :]
     assert "RE.all_is_well()" in out[out.rfind("RE(scan") :]
     child.sendline("RE.all_is_well(); RE.state")
+    child.expect("'idle'")
+    child.expect(PROMPT)
+    assert_no_traceback(child)
+
+
+@pytest.mark.parametrize(
+    ("call", "reason"),
+    [
+        ("RE.resume()", "Cannot resume: the RunEngine is idle; only a paused plan resumes."),
+        ("RE.abort()", "RunEngine is already idle."),
+    ],
+)
+def test_a_refused_control_call_is_one_line_not_a_traceback(shell, call, reason):
+    child, _ = shell
+    child.sendline(call)
+    child.expect(PROMPT)
+    out = screen(child)
+    answer = out[out.rfind(call) + len(call) :].splitlines()[1:-1]  # between echo and prompt
+    assert [line for line in answer if line.strip()] == [f"TransitionError: {reason}"]
+    child.sendline("RE.state")  # the refusal changed nothing
     child.expect("'idle'")
     child.expect(PROMPT)
     assert_no_traceback(child)

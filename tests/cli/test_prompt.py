@@ -40,6 +40,7 @@ def spawn(script):
         sys.executable,
         [str(script)],
         encoding="utf-8",
+        use_poll=True,  # select() refuses fds past 1023
         timeout=20,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

@@ -43,6 +43,7 @@ def run(tmp_path):
             ["-m", "runengine.cli.main", "run", "--sim", f"count([det], {POINTS}, delay=0.1)"],
             env=env,
             encoding="utf-8",
+            use_poll=True,  # select() refuses fds past 1023
             timeout=30,
             dimensions=(40, 120),
             preexec_fn=ctrl_c_as_at_a_terminal,

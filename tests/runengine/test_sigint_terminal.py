@@ -81,6 +81,7 @@ def spawn(tmp_path, code):
         sys.executable,
         [str(script)],
         encoding="utf-8",
+        use_poll=True,  # select() refuses fds past 1023
         timeout=20,
         dimensions=(24, 80),
         # Ctrl+C as for a program started at a prompt, even from a background job.

@@ -25,6 +25,9 @@ from runengine.graph import (
     SubPlanError,
 )
 
+SLOW = 30.0  # never reached: a test that waited for it fails its `< SOON` bound
+SOON = SLOW / 3  # generous under load, yet far from SLOW
+
 
 class Recorder:
     """Bodies that log when they start and end."""
@@ -108,7 +111,7 @@ def test_requirements_outside_the_graph_are_ignored(rec):
 def test_critical_failure_cancels_siblings_runs_shutdown_once_and_raises(rec):
     shutdowns = []
     boom = Action(rec.fail("boom", ValueError("boom")), label="boom")
-    slow = Action(rec.sleep("slow", 5), label="slow", shutdown=lambda: shutdowns.append("slow"))
+    slow = Action(rec.sleep("slow", SLOW), label="slow", shutdown=lambda: shutdowns.append("slow"))
     later = Action(rec.sleep("later"), label="later", requires=slow)
 
     async def async_hook():
@@ -119,7 +122,7 @@ def test_critical_failure_cancels_siblings_runs_shutdown_once_and_raises(rec):
     start = time.monotonic()
     with pytest.raises(GraphFailed) as info:
         g.run()
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < SOON
     assert isinstance(info.value.exception, ValueError)
     assert info.value.__cause__ is info.value.exception
     result = info.value.result
@@ -175,18 +178,18 @@ def test_shutdown_errors_are_collected(rec):
 
 # ---- 3. timeouts and forever ---------------------------------------------------------------
 def test_graph_timeout_raises_graph_timeout(rec):
-    g = ActionGraph(Action(rec.sleep("slow", 5), label="slow"), timeout=0.1)
+    g = ActionGraph(Action(rec.sleep("slow", SLOW), label="slow"), timeout=0.1)
     start = time.monotonic()
     with pytest.raises(GraphTimeout) as info:
         g.run()
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < SOON
     assert info.value.result.why == "TIMED OUT after 0.1s" == g.why()
     assert g.failed_time_out()
     assert isinstance(info.value, TimeoutError)
 
 
 def test_per_action_timeout_fails_only_that_action(rec):
-    slow = Action(rec.sleep("slow", 5), label="slow", timeout=0.05, critical=False)
+    slow = Action(rec.sleep("slow", SLOW), label="slow", timeout=0.05, critical=False)
     fine = Action(rec.sleep("fine", 0.1), label="fine")
     result = ActionGraph(slow, fine).run()
     assert result.states == {slow: TIMEOUT, fine: DONE}
@@ -216,7 +219,7 @@ def test_window_one_with_a_failing_non_critical_action_does_not_deadlock(rec):
     g = ActionGraph(bad, *rest, window=1, timeout=5)
     start = time.monotonic()
     result = g.run()
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < SOON
     assert result.states[bad] == FAILED
     assert all(a.state == DONE for a in rest)
 

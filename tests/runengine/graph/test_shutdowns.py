@@ -28,7 +28,8 @@ from runengine.graph import (
 )
 from runengine.plans.graph import run_graph
 
-SLOW = 5.0  # never reached: each test cuts it within a fraction of a second
+SLOW = 30.0  # never reached: a test that waited for it fails its `< SOON` bound
+SOON = SLOW / 3  # generous under load, yet far from SLOW
 
 
 class Connection:
@@ -134,7 +135,7 @@ def test_one_user_fails_critically_the_hook_runs_once_after_every_user_ended():
     start = time.monotonic()
     with pytest.raises(GraphFailed) as info:
         g.run()
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < SOON
     assert info.value.result.states == {boom: FAILED, slow: CANCELLED, never: IDLE}
     assert ssh.closes == 1 and not ssh.overlapped
     assert log.index("close") > log.index("fail boom")
@@ -164,7 +165,7 @@ def test_graph_timeout_runs_the_shared_hook_once_also_for_never_started_users():
     start = time.monotonic()
     with pytest.raises(GraphTimeout) as info:
         g.orchestrate(timeout=0.1)
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < SOON
     assert info.value.result.states == {slow: TIMEOUT, quick: DONE, never: IDLE}
     assert ssh.closes == 1 and "start never" not in log
 
@@ -184,7 +185,7 @@ def test_cancelled_from_outside_the_shared_hook_runs_once_before_the_cancel_retu
 
     start = time.monotonic()
     asyncio.run(main())
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < SOON
     assert ssh.closes == 1
     assert [a.state for a in g.actions] == [CANCELLED, CANCELLED]
 
@@ -230,7 +231,7 @@ def test_a_failing_or_slow_shared_hook_is_recorded_once_under_its_first_user():
     g = ActionGraph(a, b, c, d, shutdown_timeout=0.05)
     start = time.monotonic()
     result = g.run()
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < SOON
     assert result.ok and calls == ["broken", "stuck"]
     assert set(result.shutdown_errors) == {a, c}
     assert isinstance(result.shutdown_errors[a], OSError)
@@ -269,7 +270,7 @@ def test_abort_mid_graph_in_a_plan_runs_the_shared_hook_once(RE):
     start = time.monotonic()
     with pytest.raises(RunEngineInterrupted):
         RE(_in_run(g))
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < SOON
     assert RE.state == "idle"
     assert ssh.closes == 1 and not ssh.overlapped
     assert [a.state for a in g.actions] == [CANCELLED, CANCELLED]

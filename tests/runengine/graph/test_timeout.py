@@ -27,7 +27,8 @@ from runengine.graph import (
 )
 from runengine.plans.graph import run_graph
 
-SLOW = 5.0
+SLOW = 30.0  # never reached: a test that waited for it fails its `< SOON` bound
+SOON = SLOW / 3  # generous under load, yet far from SLOW
 
 
 async def sleep(delay: float, value: object = None) -> object:
@@ -52,7 +53,7 @@ def test_orchestrate_timeout_cuts_the_graph_and_says_which_timed_out():
     with pytest.raises(GraphTimeout) as info:
         g.orchestrate(timeout=0.1)
     took = time.monotonic() - start
-    assert 0.1 <= took < 1
+    assert 0.1 <= took < SOON
     result = info.value.result
     assert result.states == {quick: DONE, slow: TIMEOUT, watch: CANCELLED, after: IDLE}
     assert result.timed_out == [slow]
@@ -71,7 +72,7 @@ def test_a_non_critical_graph_returns_false():
     g = Engine(Action(sleep, SLOW, label="slow"), critical=False)
     start = time.monotonic()
     assert g.orchestrate(timeout=0.05) is False
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < SOON
     assert g.why() == "TIMED OUT after 0.05s"
     assert g.last_result.timed_out == [g.actions[0]]
 
@@ -137,7 +138,7 @@ def test_timeout_zero_times_out_at_once_and_bad_timeouts_are_refused():
     g = ActionGraph(Action(sleep, SLOW, label="slow"), critical=False)
     start = time.monotonic()
     assert g.orchestrate(timeout=0) is False
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < SOON
     quick = ActionGraph(Action(sleep, 0.01))
     assert quick.orchestrate(timeout=math.inf) is True  # no limit
     for bad in (-1, math.nan):
@@ -165,6 +166,6 @@ def test_in_a_plan_the_graph_timeout_raises_into_the_plan(RE):
 
     start = time.monotonic()
     RE(plan())
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < SOON
     (err,) = caught
     assert err.result.timed_out == [slow] and err.result.states[quick] == DONE
