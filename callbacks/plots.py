@@ -10,6 +10,8 @@ a pyplot figure and redraws it as events arrive.
 e.g. ``"scan_{scan_id}.png"``. ``plot_run(documents, y, x=None, path=...)`` does the same from a
 finished run: any iterable of ``(name, doc)`` or an object with ``documents()``. ``peaks=True``
 marks the peak statistics of bluesky's ``PeakStats`` (then ``LivePlot.peak_stats``).
+Against ``seq_num`` the x ticks are whole numbers; a single x value (a one-point ``count``) gets
+one tick at it, with the limits around it.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class LivePlot(SafeCallback):
         self._show = (not headless()) if show is None else show
         self.ax = ax if ax is not None else _new_axes(self._show)
         self.figure = self.ax.figure
+        self._default_formatter = self.ax.xaxis.get_major_formatter()
         self.saved: list[Path] = []  # files written
         self.missing: list[str] = []  # fields not in the last run's stream
         self.peak_stats: Any = None
@@ -184,9 +187,27 @@ class LivePlot(SafeCallback):
         """Rescale and draw; O(points), so at most every ``redraw_interval`` and at stop."""
         self.ax.relim()
         self.ax.autoscale_view()
+        self._x_ticks()
         if self._show:
             self.figure.canvas.draw_idle()
         self._drawn = time.monotonic()
+
+    def _x_ticks(self) -> None:
+        """seq_num: whole-number ticks; one x value: one tick at it, the limits around it."""
+        from matplotlib.ticker import AutoLocator, FixedLocator, MaxNLocator
+
+        xs = {float(x) for line in self.ax.get_lines() for x in line.get_xdata()}
+        if len(xs) == 1:
+            (x,) = xs
+            half = 1.0 if self.x is None else max(abs(x) * 0.05, 0.5)
+            self.ax.set_xlim(x - half, x + half, auto=None)  # the next redraw rescales
+            self.ax.xaxis.set_major_locator(FixedLocator([x]))
+            self.ax.xaxis.set_major_formatter("{x:.6g}")
+        elif isinstance(self.ax.xaxis.get_major_locator(), FixedLocator):  # more points now
+            self.ax.xaxis.set_major_locator(AutoLocator() if self.x else MaxNLocator(integer=True))
+            self.ax.xaxis.set_major_formatter(self._default_formatter)
+        elif self.x is None:
+            self.ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
     def stop(self, doc: dict) -> None:
         if self._peaks is not None:

@@ -20,14 +20,16 @@ from typing import Any
 
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
+from bluesky.run_engine import TransitionError
 from bluesky.utils import RunEngineInterrupted
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.terminal.prompts import Prompts, Token
 
 from runengine.console import announce, help_for
+from runengine.control import EngineBusy
 from runengine.sigint import SigintHandler
 
-__all__ = ["RunEngineMagics", "load_ipython_extension"]
+__all__ = ["REFUSALS", "RunEngineMagics", "load_ipython_extension"]
 
 MOVE_NOTICE = "Ctrl+C: stopping the move."
 
@@ -170,10 +172,16 @@ class StatePrompts(Prompts):
         return tokens
 
 
+#: Refused control calls (``RE.resume()`` while idle, a busy engine thread): one line, no
+#: traceback, in the shell. They are still raised, as bluesky raises them.
+REFUSALS: tuple[type[BaseException], ...] = (TransitionError, EngineBusy)
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics and the state prompt; show pauses as a reminder, not a traceback."""
+    """Register the magics and the state prompt; show pauses as a reminder and refused control
+    calls as one line, not a traceback."""
     from runengine.console import install_interruption_display
 
     ipython.register_magics(RunEngineMagics)
     ipython.prompts = StatePrompts(ipython)
-    install_interruption_display()
+    install_interruption_display(REFUSALS)

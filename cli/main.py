@@ -10,7 +10,8 @@
     runengine queue [--http-port 60610]  bluesky-queueserver over runengine on 127.0.0.1
 
 Exit codes: 0 success, 1 the plan failed, 2 bad usage or input, 3 aborted or halted by the user.
-Errors are one line; ``--debug`` shows the traceback.
+Errors are one line, ``error: <what went wrong>`` (bad input: the message alone; anything else
+with its exception type); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ store_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-@cli.command()
+@cli.command(short_help="IPython with RE, the devices, the plans and the store.")
 @store_option
 @click.option("--sim", is_flag=True, help="ophyd.sim devices instead of the IOCs.")
 @click.option("--no-beamline", is_flag=True, help="Start no devices at all.")
@@ -62,7 +63,7 @@ def shell(store: Path | None, sim: bool, no_beamline: bool, startup: Path | None
         IPython.start_ipython(argv=[], user_ns=session.namespace, config=config)
 
 
-@cli.command()
+@cli.command(short_help="Run one plan with a live table and progress.")
 @click.argument("plan")
 @store_option
 @click.option("--sim", is_flag=True, help="ophyd.sim devices instead of the IOCs.")
@@ -109,7 +110,7 @@ def _exit_code(outcome: RunOutcome) -> int:
     return EXIT_FAILED
 
 
-@cli.command()
+@cli.command(short_help="List the stored runs, newest last.")
 @store_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
 def runs(store: Path | None, limit: int) -> None:
@@ -119,7 +120,10 @@ def runs(store: Path | None, limit: int) -> None:
     click.echo(list_runs(_catalog(store), limit))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})  # so that -1 is a RUN_ID
+@cli.command(
+    short_help="Print one run's table (and plot it).",
+    context_settings={"ignore_unknown_options": True},  # so that -1 is a RUN_ID
+)
 @click.argument("run_id")
 @store_option
 @click.option("--stream", default="primary", show_default=True)
@@ -148,7 +152,7 @@ def show(
         click.echo(f"plot saved to {plot_to(run, plot, stream, y_field, x_field)}")
 
 
-@cli.command()
+@cli.command(short_help="Run one simulated IOC until Ctrl+C.")
 @click.argument("name")
 @click.option("--prefix", help="PV prefix (default: the IOC's own).")
 @click.option("--port", type=click.IntRange(1024, 65534), help="CA port (default: a free one).")
@@ -177,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_ABORTED
-    except click.ClickException as err:
+    except CLIError as err:
+        if debug:
+            raise
+        click.echo(f"error: {err.format_message()}", err=True)
+        return err.exit_code
+    except click.ClickException as err:  # click's usage errors: the usage, then the error
         err.show()
         return err.exit_code if err.exit_code != 1 else EXIT_USAGE
     except SystemExit as done:
@@ -185,10 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        click.echo(f"error: {type(err).__name__}: {err}", err=True)
-        bad_input = (ValueError, LookupError, FileNotFoundError)
-        return EXIT_USAGE if isinstance(err, bad_input) else EXIT_FAILED
+        click.echo(f"error: {error_line(err)}", err=True)
+        return EXIT_USAGE if isinstance(err, BAD_INPUT) else EXIT_FAILED
     return EXIT_OK
+
+
+#: Errors that are about what the user typed: their message says it all, without the type.
+BAD_INPUT = (ValueError, LookupError, FileNotFoundError)
+
+
+def error_line(err: BaseException) -> str:
+    """What follows ``error:``: a bad input's message alone, else ``Type: message``."""
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if isinstance(err, BAD_INPUT) and message:
+        return message
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
 from . import serve as _serve  # noqa: E402, F401 - registers `runengine serve` and `index`

@@ -43,19 +43,29 @@ def find_run(catalog: Any, run_id: str) -> Any:
     """A run by ``-1`` (and other negative indices), scan_id, uid or a unique uid start.
 
     Digits are a scan_id first, then a uid start (uids are hex: '326256' may be either).
+    Raises LookupError with one message saying what was looked for.
     """
-    keys: list[Any] = [run_id]
-    if run_id.lstrip("-").isdigit():
-        keys.insert(0, int(run_id))
-        if run_id.startswith("-"):
-            keys.pop()
-    errors = []
-    for key in keys:
+    where = catalog.directory
+    if run_id.startswith("-") and run_id[1:].isdigit():
         try:
-            return catalog[key]
-        except (KeyError, IndexError) as err:
-            errors.append(str(err).strip("'\""))
-    raise LookupError(f"no run {run_id!r} in {catalog.directory} ({'; '.join(errors)})")
+            return catalog[int(run_id)]
+        except (KeyError, IndexError):
+            count = len(catalog)
+            held = f"it holds {count} run{'' if count == 1 else 's'}"
+            raise LookupError(f"no run {run_id!r} in {where} ({held})") from None
+    if run_id.isdigit():
+        try:
+            return catalog[int(run_id)]
+        except KeyError:
+            pass
+    try:
+        return catalog[run_id]
+    except KeyError as err:
+        matches = sum(1 for uid in catalog if uid.startswith(run_id)) if run_id else 0
+        if matches > 1:  # the catalog's message lists them
+            raise LookupError(err.args[0] if err.args else str(err)) from None
+    what = "neither a scan_id nor a uid" if run_id.isdigit() else "no uid starts with it"
+    raise LookupError(f"no run {run_id!r} in {where} ({what})")
 
 
 def same_scan_id(catalog: Any, run: Any) -> str | None:
@@ -101,17 +111,26 @@ def plot_to(
     if x is None:
         motors = start.get("motors") or []
         x = motors[0] if motors else None
+    descriptor = _descriptor(run, stream)
     if y is None:
-        y = _first_hinted(run, stream, exclude={x})
+        y = _first_hinted(run, descriptor, exclude={x})
+    keys = descriptor["data_keys"]
+    for field in (y, x):
+        if field is not None and field not in keys:  # one line here, not the plot's warnings
+            fields = ", ".join(sorted(keys))
+            raise LookupError(f"run {run.uid[:8]} has no field {field!r}; its fields: {fields}")
     plot_run(run, y, x, path=path, stream=stream)
     return path
 
 
-def _first_hinted(run: Any, stream: str, exclude: set) -> str:
+def _descriptor(run: Any, stream: str) -> dict:
     descriptors = [d for n, d in run.documents() if n == "descriptor" and d["name"] == stream]
     if not descriptors:
         raise LookupError(f"run {run.uid[:8]} has no {stream!r} stream to plot")
-    descriptor = descriptors[0]
+    return descriptors[0]
+
+
+def _first_hinted(run: Any, descriptor: dict, exclude: set) -> str:
     for obj in descriptor.get("hints", {}).values():
         for field in obj.get("fields", []):
             if field not in exclude:

@@ -73,7 +73,7 @@ def _stop_server(server: subprocess.Popen) -> None:
             server.wait()
 
 
-@cli.command()
+@cli.command(short_help="Serve the runs with tiled, exporting each as it is written.")
 @store_option
 @click.option("--port", type=click.IntRange(1024, 65535), default=8000, show_default=True)
 @click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
@@ -142,7 +142,7 @@ def serve(
     click.echo("tiled stopped")
 
 
-@cli.command()
+@cli.command(short_help="Bring the run index (and the tiled catalog) up to date.")
 @store_option
 @click.option("--tiled", "to_tiled", is_flag=True, help="Export new runs to .tiled/ too.")
 def index(store: Path | None, to_tiled: bool) -> None:

@@ -12,7 +12,7 @@ IPython are used only if the process has already imported them.
 * :func:`interruption_help` and :func:`help_for` say what can be done after ``RE(plan)`` came
   back interrupted, for the state the engine is really in (paused, panicked, idle, ...).
 * :func:`install_interruption_display` shows ``RunEngineInterrupted`` in IPython as that help,
-  not as a traceback.
+  not as a traceback (and, in ``runengine shell``, a refused control call as one line).
 """
 
 from __future__ import annotations
@@ -303,13 +303,19 @@ def _engine_in(tb: TracebackType | None) -> Any:
 def _show_interruption(
     shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
 ) -> list[str]:
-    """IPython's custom display of RunEngineInterrupted: the help for the engine's state."""
+    """IPython's custom display of RunEngineInterrupted: the help for the engine's state;
+    of a refusal type given to :func:`install_interruption_display`: ``Type: message``."""
+    from bluesky.utils import RunEngineInterrupted
+
     message = str(value)
-    try:
-        RE = _engine_in(tb) or shell.user_ns.get("RE")
-        text = help_for(RE, message) if RE is not None and hasattr(RE, "state") else message
-    except Exception:  # never let the display fail: IPython would unregister it
-        text = message
+    text = message
+    if isinstance(value, RunEngineInterrupted):
+        try:
+            RE = _engine_in(tb) or shell.user_ns.get("RE")
+            if RE is not None and hasattr(RE, "state"):
+                text = help_for(RE, message)
+        except Exception:  # never let the display fail: IPython would unregister it
+            text = message
     line = f"{etype.__name__}: {text}".rstrip()
     # IPython also renders every error for its history, with stack_data: slow, and a Ctrl+C
     # landing in it prints a traceback. The one line is the rendering.
@@ -324,9 +330,11 @@ def _show_interruption(
     return []
 
 
-def install_interruption_display() -> bool:
+def install_interruption_display(refusals: tuple[type[BaseException], ...] = ()) -> bool:
     """In IPython, show RunEngineInterrupted as the help for the engine's state, not a crash.
 
+    ``refusals`` (e.g. TransitionError: ``RE.resume()`` while idle) are shown as one line
+    ``Type: message`` too, from then on in this shell, even when called again without them.
     Returns whether an IPython shell was found (nothing happens outside IPython).
     """
     ipython = sys.modules.get("IPython")
@@ -335,5 +343,9 @@ def install_interruption_display() -> bool:
         return False
     from bluesky.utils import RunEngineInterrupted
 
-    shell.set_custom_exc((RunEngineInterrupted,), _show_interruption)
+    kept = tuple(getattr(shell, "_runengine_refusals", ()))
+    refusals = (*kept, *(cls for cls in refusals if cls not in kept))
+    with contextlib.suppress(AttributeError):
+        shell._runengine_refusals = refusals
+    shell.set_custom_exc((RunEngineInterrupted, *refusals), _show_interruption)
     return True

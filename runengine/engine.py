@@ -35,7 +35,7 @@ from .execution import Execution
 from .extensions import DEFAULT_EXTENSIONS, Extension
 from .loop import BlockingDuringTask, ensure_loop_thread
 from .sigint import PromptRequested, SigintHandler
-from .states import PANIC_MSG, TransitionError
+from .states import PANIC_MSG, SUSPENDING_MSG, TransitionError
 from .surface import Dispatcher, EngineSurface
 
 __all__ = ["PANIC_MSG", "Dispatcher", "EngineBusy", "RunEngine", "default_scan_id_source"]
@@ -198,7 +198,7 @@ class RunEngine(EngineSurface):
             )
             for justification in justifications:
                 announce(f"Justification: {justification}")
-            announce("Suspending... To get to the prompt, hit Ctrl-C twice to pause.")
+            announce(SUSPENDING_MSG)
             ex.stack.push(single_gen(Msg("wait_for", None, futures)))
 
     def _block(

@@ -30,6 +30,7 @@ __all__ = [
     "PANIC_MSG",
     "PRIORITY",
     "STATES",
+    "SUSPENDING_MSG",
     "TABLE",
     "TRANSITIONS",
     "EngineState",
@@ -104,7 +105,9 @@ _DEFERRED = "Deferred pause acknowledged. Continuing to checkpoint."
 _STOPPING = "Stopping: running cleanup and marking exit_status as 'success'..."
 _ABORTING = "Aborting: running cleanup and marking exit_status as 'abort'..."
 _HALTING = "Halting: skipping cleanup and marking exit_status as 'abort'..."
-_SUSPENDING = "Suspending... To get to the prompt, hit Ctrl-C twice to pause."
+#: What a suspension prints, at its start (bluesky words it two ways; we use this one only).
+SUSPENDING_MSG = "Suspending... To get to the prompt, hit Ctrl-C twice to pause."
+_SUSPENDING = SUSPENDING_MSG
 _NO_CHECKPOINT = "No checkpoint to resume from (clear_checkpoint): aborting instead..."
 _PANIC = "Panic: the plan is aborted; call RE.all_is_well() to go on."
 _PANIC_PAUSED = "Panic: the paused plan stays paused; call RE.all_is_well() to go on."

@@ -69,7 +69,7 @@ def _wait_for_signal(manager: Any) -> str:
     return why[0]
 
 
-@cli.command()
+@cli.command(short_help="Serve bluesky-queueserver over runengine until Ctrl+C.")
 @store_option
 @click.option(
     "--devices",

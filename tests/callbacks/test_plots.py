@@ -187,3 +187,29 @@ def test_show_draws_a_pyplot_figure_rescaled_while_running(RE, monkeypatch):
         assert limits[-1][0] <= 0 and limits[-1][1] >= 4
     finally:
         plt.close(plot.figure)
+
+
+def x_ticks(plot):
+    plot.figure.canvas.draw()
+    low, high = plot.ax.get_xlim()
+    ticks = [t for t in plot.ax.get_xticks() if low <= t <= high]
+    return ticks, [t.get_text() for t in plot.ax.get_xticklabels() if t.get_text()]
+
+
+def test_a_one_point_count_shows_one_whole_seq_num_tick(RE, no_display):
+    plot = LivePlot("det")
+    RE(count([det]), plot)
+    assert x_ticks(plot) == ([1.0], ["1"])  # not 0.96 ... 1.04
+    low, high = plot.ax.get_xlim()
+    assert low < 1 < high and high - low >= 1
+    RE(count([det], num=7), plot)  # more points on the same axes: whole numbers, rescaled
+    ticks, labels = x_ticks(plot)
+    assert len(ticks) > 1 and all(t == int(t) for t in ticks)
+    assert all(label.lstrip("-\u2212").isdigit() for label in labels)
+    assert plot.ax.get_xlim()[1] >= 7
+
+
+def test_a_one_point_scan_shows_its_position(RE, no_display):
+    plot = LivePlot("det", "motor")
+    RE(scan([det], motor, 0.5, 0.5, 1), plot)
+    assert x_ticks(plot) == ([0.5], ["0.5"])

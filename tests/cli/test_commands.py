@@ -31,6 +31,31 @@ def test_help_lists_every_command(capsys):
         assert re.search(rf"^\s+{command}\s", out, re.M), command
 
 
+COMMANDS = ("shell", "run", "runs", "show", "ioc", "serve", "index", "queue")
+
+
+@pytest.mark.parametrize("columns", ["80", "200", "60"])
+def test_help_fits_the_terminal_and_its_summaries_are_whole(capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    width = min(int(columns), 80)
+    assert main(["--help"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= width, out
+    listed = [line.split(None, 1) for line in out[out.index("Commands:") :].splitlines()[1:]]
+    summaries = {words[0]: words[1] for words in listed if words[0] in COMMANDS}
+    assert sorted(summaries) == sorted(COMMANDS)
+    if width == 80:  # one line each, a whole sentence: nothing wrapped or cut
+        assert len(listed) == len(COMMANDS), out
+        for command, summary in summaries.items():
+            assert summary.endswith(".") and not summary.endswith(".."), (command, summary)
+            assert not summary.endswith(("e.g.", "i.e.")), (command, summary)
+    for command in COMMANDS:
+        assert main([command, "--help"]) == EXIT_OK
+        out = capsys.readouterr().out
+        assert max(map(len, out.splitlines())) <= width, (command, out)
+        assert "..." not in out.replace("[ARGS]...", ""), (command, out)
+
+
 def test_run_stores_the_run_and_show_prints_it(store, capsys, tmp_path):
     assert main(["run", "scan([det], m1, -1, 1, 5)", "--sim", "--md", "sample=Si"]) == EXIT_OK
     out = capsys.readouterr().out
@@ -70,7 +95,10 @@ def test_a_failing_plan_exits_1_and_is_stored_as_failed(store, capsys):
         (["run", "count([det])", "--sim", "--md", "novalue"], "KEY=VALUE"),
         (["run", "count([det])", "--sim", "--md", "uid=../x"], "sets 'uid' itself"),
         (["run", "count([det])", "--sim", "--md", "time=yesterday"], "sets 'time' itself"),
-        (["show", "99"], "no run '99'"),
+        (["show", "99"], "no run '99' in {store} (neither a scan_id nor a uid)"),
+        (["show", "abc"], "no run 'abc' in {store} (no uid starts with it)"),
+        (["show", "-5"], "no run '-5' in {store} (it holds 1 run)"),
+        (["show", "1", "--plot", "p.png", "-y", "nope"], "has no field 'nope'; its fields: "),
         (["ioc", "laser"], "unknown IOC 'laser'"),
         (["frobnicate"], "No such command"),
     ],
@@ -80,13 +108,17 @@ def test_bad_input_is_one_clear_line_and_exit_2(store, capsys, argv, message):
     capsys.readouterr()
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert message in err
+    assert message.format(store=store) in err
     assert "Traceback" not in err
+    if argv[0] != "frobnicate":  # click's own usage errors come with the usage
+        (line,) = err.splitlines()  # one line, saying it once: no type name before it
+        assert line.startswith("error: ") and "Error: " not in line, line
+        assert line.lower().count("no run") <= 1 and line.count(str(store)) <= 1, line
 
 
 def test_a_missing_store_is_a_clear_error(tmp_path, capsys):
     assert main(["runs", "--store", str(tmp_path / "nowhere")]) == EXIT_USAGE
-    assert "no run store at" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: no run store at")
 
 
 def test_debug_shows_the_traceback(store):
@@ -100,16 +132,31 @@ def test_show_takes_a_uid_start_made_only_of_digits(store, tmp_path):
 
     class Catalog:  # uids are hex: a start of all digits is a uid start as well as a scan_id
         directory = tmp_path
+        runs = {"3262569a-0000": "the run", "3262a1b2-0000": "another"}
+
+        def __len__(self):
+            return len(self.runs)
+
+        def __iter__(self):
+            return iter(self.runs)
 
         def __getitem__(self, key):
-            runs = {"3262569a-0000": "the run"}
             if isinstance(key, int):
                 raise KeyError(f"No run with scan_id {key}")
-            return next(v for k, v in runs.items() if k.startswith(key))
+            found = [v for k, v in self.runs.items() if k.startswith(key)]
+            if len(found) > 1:
+                raise KeyError(f"uid prefix {key!r} is ambiguous: it matches {found}")
+            if not found:
+                raise KeyError(f"No run {key!r}")
+            return found[0]
 
     assert find_run(Catalog(), "326256") == "the run"
-    with pytest.raises(LookupError, match="no run '-1'"):
+    with pytest.raises(LookupError, match=r"^no run '-1' in .* \(it holds 2 runs\)$"):
         find_run(Catalog(), "-1")
+    with pytest.raises(LookupError, match=r"^no run '4' in .* \(neither a scan_id nor a uid\)$"):
+        find_run(Catalog(), "4")
+    with pytest.raises(LookupError, match=r"^uid prefix '3262' is ambiguous"):
+        find_run(Catalog(), "3262")
 
 
 def test_make_plan_names_what_the_session_has():

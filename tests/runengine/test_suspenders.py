@@ -323,3 +323,19 @@ def test_suspended_says_when_a_suspension_holds_the_plan(RE):
     thread.join(5)
     assert seen == [("before", False), ("during", "running")]
     assert not RE.suspended and RE.state == "idle"
+
+
+def test_a_suspension_prints_one_wording_of_the_ctrl_c_hint(RE, capsys):
+    """bluesky words it two ways ("Suspending....To get prompt hit..."); we print only ours."""
+    from runengine.states import SUSPENDING_MSG
+
+    signal = Signal(name="beam", value=0)
+    RE.install_suspender(SuspendBoolHigh(signal, sleep=0.05))
+    later(0.08, signal.put, 1)
+    later(0.3, signal.put, 0)
+    RE(counting_plan())  # tripped while running
+    signal.put(1)
+    later(0.2, signal.put, 0)
+    RE(counting_plan(1))  # tripped at the start
+    hints = [line for line in capsys.readouterr().out.splitlines() if "Ctrl-C twice" in line]
+    assert hints == [SUSPENDING_MSG, SUSPENDING_MSG]
