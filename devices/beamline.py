@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ophyd import Device
 
-from runengine.suspenders.connection import SuspendOnDisconnect
+from runengine.suspenders.connection import DeviceDisconnectedError, SuspendOnDisconnect
 
 from .ca_search import search_now
 from .errors import DeviceError
@@ -33,6 +33,7 @@ __all__ = [
     "IOC_MODULES",
     "Beamline",
     "DeviceConnectionError",
+    "DeviceDisconnectedError",
     "SuspendOnDisconnect",
     "connect_all",
 ]
@@ -145,11 +146,13 @@ class Beamline:
             ioc.stop()
 
     def disconnect_suspender(
-        self, *, sleep: float = 0.5, grace: float = 2.0
+        self, *, sleep: float = 0.5, grace: float = 2.0, give_up_after: float | None = 60.0
     ) -> SuspendOnDisconnect:
         """A :class:`SuspendOnDisconnect` over every device and IOC heartbeat of the beamline,
         which also makes the client search again while tripped (a restarted IOC is found
         within a few tenths of a second): ``RE.install_suspender(bl.disconnect_suspender())``.
+        An IOC not back within ``give_up_after`` s fails the plan with a
+        :class:`DeviceDisconnectedError` naming it and its PVs (``None``: wait forever).
         ``runengine shell`` and ``runengine run`` install one."""
         if not self.devices:
             raise RuntimeError("the beamline is not started: no devices to watch")
@@ -158,6 +161,8 @@ class Beamline:
             sleep=sleep,
             grace=grace,
             nudge=search_now,
+            give_up_after=give_up_after,
+            sources={ioc.prefix: name for name, ioc in self.iocs.items()},
         )
 
     def __enter__(self) -> Beamline:

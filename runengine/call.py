@@ -295,8 +295,9 @@ class CallContext:
                 stop(success=True)
             except TypeError:
                 stop()
-            except Exception as err:
-                logger.exception("Failed to stop %r: %r", obj, err)
+            except Exception as err:  # one line: a dead IOC's motor says so for each stop
+                logger.error("Failed to stop %s: %r", getattr(obj, "name", obj), err)
+                logger.debug("Failed to stop %r", obj, exc_info=True)
 
     # ---- the end -----------------------------------------------------------------------------
     async def wind_up(self) -> None:

@@ -165,6 +165,16 @@ def _plan_of(plan: Any) -> Any:
     return ensure_generator(plan() if callable(plan) else plan)
 
 
+def _raise_failed(futures: Any) -> None:
+    """A suspender's release that raised (it gave up waiting) fails the plan with its error;
+    ``wait_for`` itself, as bluesky's, only waits."""
+    for fut in futures if isinstance(futures, list) else ():
+        if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+            error = fut.exception()
+            if error is not None:
+                raise error
+
+
 @command("_start_suspender", replay="skip", subplan="suspenders belong to the main plan")
 def start_suspender(call: CallContext, msg: Msg) -> None:
     """Internal: hold the hardware, wait for the suspender to clear, then replay."""
@@ -181,10 +191,10 @@ def start_suspender(call: CallContext, msg: Msg) -> None:
         try:
             if pre_plan is not None:
                 yield from _plan_of(pre_plan)
-            yield Msg("wait_for", None, [fut])
+            _raise_failed((yield Msg("wait_for", None, [fut])))
             # Another suspender may have tripped meanwhile, unheard: hold until all are clear.
             while others := tripped_futures(call.engine.suspenders):
-                yield Msg("wait_for", None, others)
+                _raise_failed((yield Msg("wait_for", None, others)))
             yield Msg("_resume_from_suspender")
             if post_plan is not None:
                 yield from _plan_of(post_plan)

@@ -15,19 +15,26 @@ A message that fails because of the disconnect (ophyd's ``DisconnectedError``, a
 timeout) is replayed after the suspension instead of being thrown into the plan: the engine
 asks installed suspenders for a ``failure_grace(exc)`` and waits that long for the
 suspension the failure predicts before it throws.
+
+``give_up_after``: a signal still disconnected that many seconds after it was lost ends the
+suspension with :class:`DeviceDisconnectedError`, thrown into the plan (the run fails, its
+reason names the PVs and, given ``sources``, the IOCs serving them). ``None`` waits forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
 
 from bluesky.suspenders import SuspenderBase
 
-__all__ = ["SuspendOnDisconnect", "connection_failures"]
+from ..errors import RunEngineError
+
+__all__ = ["DeviceDisconnectedError", "SuspendOnDisconnect", "connection_failures"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,16 @@ def connection_failures() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - caproto is a dependency of the devices
         pass
     return tuple(found)
+
+
+class DeviceDisconnectedError(RunEngineError, ConnectionError):
+    """Devices stayed disconnected beyond a suspender's ``give_up_after``; the message names
+    their IOCs (when known) and PVs. ``pvs``: the PV names; ``sources``: the IOCs."""
+
+    def __init__(self, message: str, pvs: Iterable[str] = (), sources: Iterable[str] = ()):
+        super().__init__(message)
+        self.pvs = list(pvs)
+        self.sources = list(sources)
 
 
 def _signals(devices: Iterable[Any]) -> list[Any]:
@@ -115,11 +132,16 @@ class _Connections:
             if connected:
                 if self._down.pop(obj.name, None) is None:
                     return
+                if not self._down:
+                    log.info("every signal is connected again")
             elif obj.name in self._down:
                 return
             else:
+                # One warning per outage (an IOC's dozens of signals drop together); the
+                # suspension's justification lists them.
+                level = logging.DEBUG if self._down else logging.WARNING
                 self._down[obj.name] = time.time()
-                log.warning("%s (%s) disconnected", obj.name, getattr(obj, "pvname", ""))
+                log.log(level, "%s (%s) disconnected", obj.name, getattr(obj, "pvname", ""))
                 self._start_nudging()
         self._deliver()
 
@@ -150,6 +172,29 @@ class _Connections:
         self._nudger.start()
 
 
+class _Release(asyncio.Event):
+    """The event a suspension waits on; its ``wait`` raises :class:`DeviceDisconnectedError`
+    once the suspender's ``give_up_after`` has passed with a signal still disconnected."""
+
+    def __init__(self, suspender: SuspendOnDisconnect) -> None:
+        super().__init__()
+        self._suspender = suspender
+
+    async def wait(self) -> Literal[True]:
+        while True:
+            left = self._suspender._give_up_in()
+            if left is None:
+                return await super().wait()
+            try:
+                return await asyncio.wait_for(super().wait(), max(left, 0.0))
+            except TimeoutError:
+                if self.is_set():
+                    return True
+                error = self._suspender.gave_up()
+                if error is not None:
+                    raise error from None
+
+
 class SuspendOnDisconnect(SuspenderBase):
     """A suspender: suspend while any Channel Access signal of ``devices`` is disconnected;
     resume ``sleep`` s after all are connected (and readable) again.
@@ -157,7 +202,14 @@ class SuspendOnDisconnect(SuspenderBase):
     ``grace``: how long the engine waits, after a message failed with a connection error
     (:func:`connection_failures`), for this suspender to trip before the error is thrown
     into the plan. ``nudge``: called every ``nudge_period`` s while tripped (see the module).
+    ``give_up_after``: seconds a signal may stay disconnected before the suspension fails the
+    plan with :class:`DeviceDisconnectedError` (``None``: never). ``sources``: PV prefix ->
+    the name of what serves it (an IOC), for that error's message.
     """
+
+    #: It makes its own release events (ones that can give up) and hands them out atomically:
+    #: runengine.compat.harden leaves it as it is.
+    hardened = True
 
     def __init__(
         self,
@@ -167,6 +219,8 @@ class SuspendOnDisconnect(SuspenderBase):
         grace: float = 2.0,
         nudge: Callable[[], None] | None = None,
         nudge_period: float = 0.2,
+        give_up_after: float | None = None,
+        sources: Mapping[str, str] | None = None,
         pre_plan: Any = None,
         post_plan: Any = None,
         tripped_message: str = "",
@@ -177,6 +231,9 @@ class SuspendOnDisconnect(SuspenderBase):
         self.grace = grace
         self.nudge = nudge
         self.nudge_period = nudge_period
+        self.give_up_after = give_up_after
+        self.sources = dict(sources or {})
+        self._pvnames = {sig.name: sig.pvname for sig in self.signals}
         self._failures = connection_failures()
         super().__init__(
             _Connections(self),
@@ -200,6 +257,62 @@ class SuspendOnDisconnect(SuspenderBase):
                 return self.grace if self.RE is not None else 0.0
             exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
         return 0.0
+
+    def gave_up(self) -> DeviceDisconnectedError | None:
+        """The error that ends the suspension if ``give_up_after`` has passed since the oldest
+        disconnect still standing; ``None`` while within the bound (or unbounded)."""
+        down = self._sig.down
+        if self.give_up_after is None or not down:
+            return None
+        lost = time.time() - min(down.values())
+        if lost < self.give_up_after:
+            return None
+        pvs = sorted(self._pvnames.get(name, name) for name in down)
+        by_source: dict[str, list[str]] = {}
+        for pv in pvs:
+            by_source.setdefault(self._source_of(pv), []).append(pv)
+        parts = [
+            (f"the {source!r} IOC ({', '.join(names)})" if source else ", ".join(names))
+            for source, names in by_source.items()
+        ]
+        sources = [source for source in by_source if source]
+        return DeviceDisconnectedError(
+            f"gave up after {lost:.1f} s (give_up_after={self.give_up_after:g} s) waiting "
+            f"for {'; '.join(parts)} to reconnect",
+            pvs,
+            sources,
+        )
+
+    def _source_of(self, pvname: str) -> str:
+        best = ""
+        for prefix, _source in self.sources.items():
+            if pvname.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        return self.sources.get(best, "") if best else ""
+
+    def _give_up_in(self) -> float | None:
+        """Seconds until the bound passes (``None``: unbounded); 0.5 to look again while
+        nothing is down (the release follows in ``sleep`` s)."""
+        if self.give_up_after is None:
+            return None
+        down = self._sig.down
+        if not down:
+            return 0.5
+        return min(down.values()) + self.give_up_after - time.time()
+
+    # SuspenderBase's private hook (the shape runengine.compat checks): our release events.
+    def _SuspenderBase__make_event(self) -> asyncio.Event | None:
+        if self._ev is None and self.RE is not None:
+            self._ev = _Release(self)
+        return self._ev
+
+    def get_futures(self) -> tuple[list, str]:
+        """The release to wait on while tripped, and why (atomically: see runengine.compat)."""
+        with self._lock:
+            event = self._SuspenderBase__make_event() if self._tripped else None
+            if event is None:
+                return [], ""
+            return [event.wait], self._get_justification()
 
     def _should_suspend(self, value: tuple) -> bool:
         return bool(value)
