@@ -33,7 +33,7 @@ from .console import PAUSED_HELP, announce, install_interruption_display
 from .control import Controller, EngineBusy, Inbox, Outcome, refuse_if_panicked
 from .execution import Execution
 from .extensions import DEFAULT_EXTENSIONS, Extension
-from .loop import BlockingDuringTask, ensure_loop_thread
+from .loop import BlockingDuringTask, ensure_loop_thread, retire_with
 from .sigint import PromptRequested, SigintHandler
 from .states import PANIC_MSG, SUSPENDING_MSG, TransitionError
 from .surface import Dispatcher, EngineSurface
@@ -112,6 +112,8 @@ class RunEngine(EngineSurface):
         self._loop = self.loop = loop if loop is not None else asyncio.new_event_loop()
         _bluesky_re.set_bluesky_event_loop(self._loop)
         self._th = ensure_loop_thread(self._loop)
+        if loop is None:
+            retire_with(self, self._loop)  # a dropped engine ends its thread and closes its loop
         self._inbox = Inbox(self._loop)
         self._inbox.loop_thread_id = self._th.ident
         self._controller = Controller(self)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import weakref
 
 from bluesky import run_engine as _bluesky_re
 
-__all__ = ["BlockingDuringTask", "ensure_loop_thread", "settle"]
+__all__ = ["BlockingDuringTask", "ensure_loop_thread", "retire_with", "settle"]
+
+logger = logging.getLogger(__name__)
 
 _threads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_retiring: weakref.WeakSet = weakref.WeakSet()  # loops to close once run_forever returns
 
 
 def ensure_loop_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread:
@@ -28,12 +32,51 @@ def ensure_loop_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread:
             raise RuntimeError(f"The event loop {loop!r} is running on a thread we did not start.")
         started = threading.Event()
         loop.call_soon_threadsafe(started.set)
-        th = threading.Thread(target=loop.run_forever, daemon=True, name="bluesky-run-engine")
+        th = threading.Thread(target=_serve, args=(loop,), daemon=True, name="bluesky-run-engine")
         th.start()
         started.wait(5)
     _threads[loop] = th
     bluesky_threads[loop] = th
     return th
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    loop.run_forever()
+    if loop in _retiring:
+        _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on the stopped ``loop``, close it, forget its thread."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    except Exception:  # a retired loop is garbage either way
+        logger.debug("closing a retired event loop failed", exc_info=True)
+    _threads.pop(loop, None)
+    getattr(_bluesky_re._ensure_event_loop_running, "loop_to_thread", {}).pop(loop, None)
+
+
+def _retire(loop: asyncio.AbstractEventLoop) -> None:
+    if loop.is_closed() or _bluesky_re.get_bluesky_event_loop() is loop:
+        return  # still bluesky's current loop: ophyd and bluesky helpers may call into it
+    _retiring.add(loop)
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:  # closed meanwhile
+        pass
+
+
+def retire_with(owner: object, loop: asyncio.AbstractEventLoop) -> None:
+    """When ``owner`` is garbage collected, stop ``loop``'s thread and close the loop (its
+    selector and self-pipe: three file descriptors and a thread per RunEngine otherwise),
+    unless it is still bluesky's current event loop. For loops the owner made itself."""
+    weakref.finalize(owner, _retire, loop)
 
 
 class BlockingDuringTask:
