@@ -10,6 +10,8 @@ import time
 from collections import deque
 from typing import IO, Any
 
+from .subreaper import proc_stats
+
 __all__ = ["OutputSink", "group_members", "kill_group", "pump_lines", "wait_group_gone"]
 
 _CHUNK = 65536
@@ -24,19 +26,11 @@ def group_members(pgid: int) -> list[int]:
         except (ProcessLookupError, PermissionError):
             return []
         return [pgid]
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry))
-    return members
+    return [
+        pid
+        for pid, fields in proc_stats()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X")
+    ]
 
 
 def kill_group(pgid: int, sig: int) -> bool:

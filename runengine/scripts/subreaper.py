@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -54,9 +55,9 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
-def descendants(root: int) -> dict[int, bytes]:
-    """``{pid: state}`` of every process below ``root`` (zombies included), from /proc."""
-    children: defaultdict[int, list[tuple[int, bytes]]] = defaultdict(list)
+def proc_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """``(pid, fields)`` of every process in /proc: its stat fields after the command name
+    (``fields[0]`` the state, ``[1]`` the parent, ``[2]`` the process group)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -65,8 +66,14 @@ def descendants(root: int) -> dict[int, bytes]:
                 stat = f.read()
         except OSError:  # gone meanwhile
             continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        children[int(fields[1])].append((int(entry), fields[0]))
+        yield int(entry), stat[stat.rfind(b")") + 2 :].split()
+
+
+def descendants(root: int) -> dict[int, bytes]:
+    """``{pid: state}`` of every process below ``root`` (zombies included), from /proc."""
+    children: defaultdict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    for pid, fields in proc_stats():
+        children[int(fields[1])].append((pid, fields[0]))
     found: dict[int, bytes] = {}
     todo = [root]
     while todo:
