@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import bluesky.plan_stubs as bps
@@ -16,6 +15,7 @@ from runengine import RunEngine
 from runengine.graph import CANCELLED, Action, ActionGraph, SubPlan
 from runengine.plans.graph import alongside_wrapper, run_alongside, run_graph
 from tests.runengine.side_by_side import validate_documents
+from tests.timing import later
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_alongside_monitors_end_when_the_plan_fails(RE, docs):
 def test_alongside_monitors_end_even_on_halt(RE, docs):
     mon = Monitor()
     g = ActionGraph(Action(mon, label="vacuum", forever=True))
-    threading.Timer(0.15, RE.halt).start()
+    later(0.15, RE.halt)
     with pytest.raises(RunEngineInterrupted):
         RE(alongside_wrapper(bpp.run_wrapper(bps.sleep(5)), g))
     deadline = time.monotonic() + 2
@@ -118,7 +118,7 @@ def test_monitors_keep_running_through_a_pause(RE, docs):
         yield from bps.checkpoint()
         yield from bps.sleep(0.3)
 
-    threading.Timer(0.1, RE.request_pause).start()
+    later(0.1, RE.request_pause)
     with pytest.raises(RunEngineInterrupted):
         RE(alongside_wrapper(bpp.run_wrapper(plan()), g))
     before = len(mon.ticks)

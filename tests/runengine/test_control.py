@@ -1,6 +1,5 @@
 """Pause, resume, stop, abort, halt and panic: the basics (property tests live elsewhere)."""
 
-import threading
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from bluesky.utils import Msg
 from ophyd.sim import SynAxis, SynGauss
 
 from runengine import RunEngine, RunEngineInterrupted, TransitionError
+from tests.timing import later
 
 
 @pytest.fixture
@@ -18,12 +18,6 @@ def devices():
     motor = SynAxis(name="motor")
     det = SynGauss("det", motor, "motor", center=0, Imax=1, sigma=1)
     return motor, det
-
-
-def later(delay, func, *args):
-    th = threading.Timer(delay, func, args)
-    th.start()
-    return th
 
 
 def wait_for_state(RE, name, timeout=5):
@@ -114,7 +108,7 @@ def test_named_pause_request_blocks_resume_until_its_callback_allows(RE, capsys)
 
 
 def test_hard_keyword_is_not_defer(RE):
-    later(0.1, lambda: RE.request_pause(hard=True))
+    later(0.1, lambda: RE.request_pause(hard=True), engine=RE)
     with pytest.raises(RunEngineInterrupted):
         RE([Msg("checkpoint"), Msg("sleep", None, 5), Msg("null")])
     assert RE.state == "paused"

@@ -17,12 +17,7 @@ from bluesky.utils import Msg
 from ophyd import Signal
 
 from runengine import RunEngineInterrupted
-
-
-def later(delay, func, *args):
-    timer = threading.Timer(delay, func, args)
-    timer.start()
-    return timer
+from tests.timing import later
 
 
 def wait_until(predicate, timeout=5.0):

@@ -12,17 +12,12 @@ from runengine import RunEngineInterrupted
 from runengine.agents import FilePausingAgent, PathWatcher, SuspendWhileFileExists
 from runengine.plans.pausing import do_nothing
 from tests.conftest import threads_left
+from tests.timing import later
 
 from .conftest import wait_until
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 MODES = pytest.mark.parametrize("use_watchdog", [True, False], ids=["watchdog", "polling"])
-
-
-def later(delay, func, *args):
-    timer = threading.Timer(delay, func, args)
-    timer.start()
-    return timer
 
 
 @MODES

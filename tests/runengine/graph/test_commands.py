@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import time
 
 import bluesky.plan_stubs as bps
@@ -24,12 +23,7 @@ from runengine.graph import (
 )
 from runengine.plans.graph import run_graph
 from tests.runengine.side_by_side import validate_documents
-
-
-def later(delay, func, *args):
-    timer = threading.Timer(delay, func, args)
-    timer.start()
-    return timer
+from tests.timing import later
 
 
 def other_tasks(RE) -> list:
