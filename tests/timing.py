@@ -23,3 +23,11 @@ def later(delay, func, *args, engine=None):
     thread = threading.Thread(target=fire, daemon=True)
     thread.start()
     return thread
+
+
+def poll(predicate, timeout: float = 5.0) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` s (looked at every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()

@@ -8,7 +8,6 @@ arguments and makes its device, the shell labels it, and the faults find its fau
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO
 from runengine.devices import faults, table
 from runengine.devices.beamline import IOC_MODULES, Beamline
 from runengine.devices.table import DeviceSpec, FaultPV, IOCSpec, ReadsPV
+from tests.timing import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,13 +47,6 @@ def with_lamp(monkeypatch):
     monkeypatch.setattr(table, "IOCS", (*table.IOCS, LAMP))
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
-
-
-def poll(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_the_table_holds_the_beamline_as_it_was():

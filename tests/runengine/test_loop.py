@@ -21,6 +21,7 @@ from bluesky import run_engine as bluesky_re
 from ophyd.sim import det
 
 from runengine import RunEngine
+from tests.timing import poll
 
 ENGINES = 12
 
@@ -46,22 +47,15 @@ def make_and_drop(cls, n: int) -> list[asyncio.AbstractEventLoop]:
     return loops
 
 
-def settled(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return check()
-
-
 def test_dropped_engines_close_their_loops_and_end_their_threads_bluesky_s_do_not():
     gc.collect()
     fds0, threads0 = fds(), loop_threads()
     ours = make_and_drop(RunEngine, ENGINES)
     current = bluesky_re.get_bluesky_event_loop()
     assert current is ours[-1]
-    assert settled(lambda: all(loop.is_closed() for loop in ours[:-1]))
+    assert poll(lambda: all(loop.is_closed() for loop in ours[:-1]), timeout=10)
     assert not current.is_closed() and current.is_running()  # bluesky's current loop stays
-    assert settled(lambda: loop_threads() <= threads0 + 1)
+    assert poll(lambda: loop_threads() <= threads0 + 1, timeout=10)
     assert fds() <= fds0 + 3  # the one loop left: epoll and its self-pipe
 
     theirs = make_and_drop(BlueskyRunEngine, ENGINES)
